@@ -1,0 +1,1 @@
+"""Reproducible performance measurements. Run with ``make bench`` or ``python -m benchmarks``."""

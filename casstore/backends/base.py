@@ -1,0 +1,56 @@
+"""The backend contract: a handful of primitives over ``/``-separated keys.
+
+Everything else (objects, refs, verification) is built on these by
+:class:`casstore.store.Store`, so a new backend implements only this.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+class Backend(ABC):
+    """Keys to bytes. Missing keys raise ``ObjectNotFound``; other failures ``BackendError``."""
+
+    url: str
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A readable stream of the bytes under ``key``."""
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as f:
+            return f.read()
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Atomically create or replace ``key`` (refs and the marker)."""
+
+    @abstractmethod
+    def publish(self, local_path: Path, key: str) -> bool:
+        """Atomically store the file at ``local_path`` under ``key`` unless it is there.
+
+        Takes ownership of ``local_path`` (it is moved or removed). Returns
+        False when ``key`` already existed and nothing was written.
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; ``ObjectNotFound`` when it is not there."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key below the folder ``prefix``, recursively, in no particular order."""
+
+    @abstractmethod
+    def staging_dir(self) -> Path:
+        """A local folder for temp files that ``publish`` can take cheaply."""

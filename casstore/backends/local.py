@@ -1,0 +1,109 @@
+"""A store in a local folder: temp file, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from casstore import layout
+from casstore.backends.base import Backend
+from casstore.errors import BackendError, ObjectNotFound
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename itself is only durable once the folder entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBackend(Backend):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {key}: {exc.strerror or exc}") from exc
+
+    def _write_temp(self, folder: Path, data: bytes) -> Path:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        return Path(name)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._write_temp(path.parent, data)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise BackendError(f"cannot write {key}: {exc.strerror or exc}") from exc
+
+    def publish(self, local_path: Path, key: str) -> bool:
+        path = self._path(key)
+        try:
+            if path.exists():
+                local_path.unlink()
+                return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Two writers racing here both rename complete, identical content: harmless.
+            os.replace(local_path, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                local_path.unlink()
+            raise BackendError(f"cannot store {key}: {exc.strerror or exc}") from exc
+        return True
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise BackendError(f"cannot delete {key}: {exc.strerror or exc}") from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix)
+        for folder, _dirs, files in os.walk(base):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    yield f"{rel}/{name}"
+
+    def staging_dir(self) -> Path:
+        path = self.root / layout.TMP
+        path.mkdir(parents=True, exist_ok=True)
+        return path

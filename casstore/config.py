@@ -1,0 +1,176 @@
+"""``store.toml``: where the store is and how it behaves.
+
+The file is found in the current folder or its parents. Its ``[s3]``,
+``[remotes.*]`` and ``[cache]`` sections apply however the store URL was
+chosen (``--store``, ``$CAS_STORE`` or ``[store] url``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from casstore.errors import ConfigError
+
+FILENAME = "store.toml"
+ENV_STORE = "CAS_STORE"
+#: The embedded store's folder, beside ``store.toml``.
+EMBEDDED_DIR = ".cas"
+
+
+class StoreSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    url: str | None = None
+    compression_level: int = 3
+    #: zstd worker threads for large objects: 0 = the calling thread, -1 = every core.
+    compression_threads: int = -1
+
+
+class S3Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    anon: bool = False
+
+
+class RemoteSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    url: str
+
+
+class CacheSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    dir: str | None = None
+    max_size: str = "10GiB"
+    enabled: bool = True
+
+
+class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    store: StoreSection = msgspec.field(default_factory=StoreSection)
+    s3: S3Section = msgspec.field(default_factory=S3Section)
+    remotes: dict[str, RemoteSection] = msgspec.field(default_factory=dict)
+    cache: CacheSection = msgspec.field(default_factory=CacheSection)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in force: the parsed file (or defaults) and where it was found."""
+
+    path: Path | None = None
+    file: ConfigFile = field(default_factory=ConfigFile)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the file are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    def storage_options(self, url: str) -> dict[str, Any]:
+        """fsspec options for ``url`` from the ``[s3]`` section."""
+        if not url.startswith(("s3://", "s3a://")):
+            return {}
+        s3 = self.file.s3
+        options: dict[str, Any] = {}
+        client: dict[str, Any] = {}
+        if s3.endpoint_url:
+            client["endpoint_url"] = s3.endpoint_url
+        if s3.region:
+            client["region_name"] = s3.region
+        if client:
+            options["client_kwargs"] = client
+        if s3.profile:
+            options["profile"] = s3.profile
+        if s3.anon:
+            options["anon"] = True
+        return options
+
+    def remote_url(self, name: str) -> str:
+        remote = self.file.remotes.get(name)
+        if remote is None:
+            known = ", ".join(sorted(self.file.remotes)) or "none configured"
+            raise ConfigError(f"no remote named {name!r} in {FILENAME} ({known})")
+        return normalize_url(remote.url, self.base_dir)
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``store.toml`` in ``start`` (default: the current folder) or its parents."""
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | None = None, *, search: bool = True) -> Config:
+    """Parse ``path``, or the ``store.toml`` found from the current folder; defaults if none."""
+    if path is None and search:
+        path = find_config()
+    if path is None:
+        return Config()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        parsed = msgspec.toml.decode(data, type=ConfigFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not -7 <= parsed.store.compression_level <= 22:
+        raise ConfigError(f"{path}: store.compression_level must be between -7 and 22")
+    return Config(path, parsed)
+
+
+def normalize_url(url: str, base_dir: Path) -> str:
+    """Resolve a local path against ``base_dir``; leave other URLs as they are."""
+    if not url:
+        raise ConfigError("empty store URL")
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme != "file":
+        return url
+    local = Path(rest if sep else url).expanduser()
+    return str(local if local.is_absolute() else (base_dir / local).absolute())
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    url: str
+    #: The embedded default (``.cas`` beside ``store.toml``), created on first use.
+    embedded: bool
+
+
+def resolve_location(url: str | None, config: Config) -> StoreLocation:
+    """Choose the store URL: the argument, else ``$CAS_STORE``, else ``store.toml``."""
+    embedded_url = str(config.base_dir / EMBEDDED_DIR) if config.path else None
+    if url:
+        chosen = normalize_url(url, Path.cwd())
+    elif os.environ.get(ENV_STORE):
+        chosen = normalize_url(os.environ[ENV_STORE], Path.cwd())
+    elif config.path is not None:
+        configured = config.file.store.url
+        chosen = normalize_url(configured, config.base_dir) if configured else str(embedded_url)
+    else:
+        raise ConfigError(
+            f"no store configured: pass --store URL, set ${ENV_STORE}, "
+            f"or create {FILENAME} (cas init)"
+        )
+    return StoreLocation(chosen, embedded=chosen == embedded_url)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """``"10GiB"`` -> bytes; decimal (kB, MB) and binary (KiB, MiB) units."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ConfigError(f"invalid size {text!r}: expected a number with an optional unit")
+    number, unit = match.group(1), (match.group(2) or "").lower()
+    binary = "i" in unit
+    letter = unit.rstrip("b").rstrip("i")
+    factor = 1024 ** "_kmgt".index(letter) if binary and letter else _UNITS[letter]
+    return int(float(number) * factor)

@@ -1,0 +1,53 @@
+"""Errors raised by casstore.
+
+Every error inherits from :class:`CasError` and, where one fits, from the
+matching builtin, so callers can catch either (``except FileNotFoundError``
+works for a missing object). The CLI maps each class to an exit code.
+"""
+
+from __future__ import annotations
+
+
+class CasError(Exception):
+    """Base class of every error casstore raises."""
+
+
+class ObjectNotFound(CasError, FileNotFoundError):
+    """The object (or ref) is not in the store."""
+
+    def __init__(self, what: str, message: str | None = None) -> None:
+        super().__init__(message or f"not found: {what}")
+        self.what = what
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class IntegrityError(CasError, ValueError):
+    """Stored bytes do not hash to the digest they are stored under, or are malformed."""
+
+
+class InvalidDigest(CasError, ValueError):
+    """A string is not a digest, or a prefix matches no object or several."""
+
+
+class NotAStore(CasError, FileNotFoundError):
+    """The location has no casstore marker (or an unsupported format version)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(CasError, ValueError):
+    """``store.toml``, ``$CAS_STORE`` or an option names something unusable."""
+
+
+class InvalidRefName(CasError, ValueError):
+    """A tag name is empty, too long, or could escape ``refs/``."""
+
+
+class BackendError(CasError, OSError):
+    """The storage backend failed (I/O error, network, permissions)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "storage backend error"

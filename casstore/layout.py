@@ -1,0 +1,50 @@
+"""The store's key layout: the one place that knows where things live.
+
+Keys are ``/``-separated paths relative to the store root, the same for a
+local folder and any fsspec URL (see ``docs/FORMAT.md``).
+"""
+
+from __future__ import annotations
+
+from casstore.digest import ALGORITHM, HEX_LENGTH, PREFIX
+
+MARKER = "casstore.json"
+OBJECTS = f"objects/{ALGORITHM}"
+REFS = "refs"
+TAGS = f"{REFS}/tags"
+#: Where local stores stage temp files before publishing them by rename.
+TMP = "tmp"
+FORMAT_VERSION = 1
+
+
+def object_key(digest: str) -> str:
+    """``objects/blake3/<2 hex>/<62 hex>`` for a canonical digest."""
+    hexpart = digest[len(PREFIX) :]
+    return f"{OBJECTS}/{hexpart[:2]}/{hexpart[2:]}"
+
+
+def prefix_dir(hexprefix: str) -> str:
+    """The folder holding every object whose hex starts with ``hexprefix`` (>= 2 chars)."""
+    return f"{OBJECTS}/{hexprefix[:2]}"
+
+
+def digest_of_key(key: str) -> str | None:
+    """The digest stored under an object key, or None when the key is not an object."""
+    parts = key.rstrip("/").split("/")
+    if len(parts) < 2:
+        return None
+    head, rest = parts[-2], parts[-1]
+    hexpart = head + rest
+    if len(head) != 2 or len(hexpart) != HEX_LENGTH:
+        return None
+    try:
+        int(hexpart, 16)
+    except ValueError:
+        return None
+    if hexpart != hexpart.lower():
+        return None
+    return PREFIX + hexpart
+
+
+def tag_key(name: str) -> str:
+    return f"{TAGS}/{name}"

@@ -1,0 +1,359 @@
+"""The store: content-addressed objects and named refs over a backend.
+
+Every read re-hashes what it returns; every write is published atomically by
+the backend. Keys come from :mod:`casstore.layout` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from casstore import layout, objectfile
+from casstore.backends import Backend, open_backend
+from casstore.config import Config, load_config, resolve_location
+from casstore.digest import (
+    HEX_LENGTH,
+    PREFIX,
+    hash_bytes,
+    is_hex,
+    looks_like_digest,
+    parse_digest,
+    parse_prefix,
+)
+from casstore.errors import (
+    CasError,
+    IntegrityError,
+    InvalidDigest,
+    NotAStore,
+    ObjectNotFound,
+)
+from casstore.objectfile import CHUNK_SIZE, Progress, VerifyingReader
+from casstore.refs import validate_ref_name
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's digest, content size, size as stored, and encoding (``raw`` or ``zstd``)."""
+
+    digest: str
+    size: int
+    stored_size: int
+    encoding: str
+
+
+class Store:
+    """A content-addressed store. Create with :func:`open_store`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        compression_level: int = 3,
+        compression_threads: int = -1,
+        config: Config | None = None,
+    ) -> None:
+        self.backend = backend
+        self.compression_level = compression_level
+        self.compression_threads = compression_threads
+        self.config = config or Config()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    # -- the marker ---------------------------------------------------------
+
+    def check_marker(self) -> None:
+        """Raise :class:`NotAStore` unless the backend holds a store this version reads."""
+        try:
+            raw = self.backend.read_bytes(layout.MARKER)
+        except ObjectNotFound:
+            raise NotAStore(
+                f"{self.url} is not a casstore store (no {layout.MARKER}); create one with cas init"
+            ) from None
+        try:
+            marker = json.loads(raw)
+            version = marker["casstore_format"]
+        except (ValueError, KeyError, TypeError):
+            raise NotAStore(f"{self.url}: {layout.MARKER} is not a casstore marker") from None
+        if not isinstance(version, int) or version > layout.FORMAT_VERSION:
+            raise NotAStore(
+                f"{self.url} has store format {version!r}; this casstore reads format "
+                f"{layout.FORMAT_VERSION}: upgrade casstore"
+            )
+
+    def initialize(self) -> bool:
+        """Write the marker unless there is one. Returns False when it was a store already."""
+        try:
+            self.check_marker()
+            return False
+        except NotAStore:
+            if self.backend.exists(layout.MARKER):
+                raise
+        marker = {
+            "casstore_format": layout.FORMAT_VERSION,
+            "digest": "blake3",
+            "objects": f"{layout.OBJECTS}/<2 hex>/<62 hex>",
+        }
+        self.backend.write_bytes(layout.MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+        return True
+
+    # -- writing ------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
+        digest = hash_bytes(data)
+        with contextlib.suppress(ObjectNotFound):
+            return self.stat(digest)
+        payload, encoding = objectfile.encode_bytes(data, self.compression_level)
+        fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(objectfile.pack_header(encoding, len(data)))
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            self.backend.publish(tmp, layout.object_key(digest))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return ObjectInfo(
+            digest,
+            len(data),
+            objectfile.HEADER_SIZE + len(payload),
+            objectfile.ENCODINGS[encoding],
+        )
+
+    def put_stream(self, stream: IO[bytes], *, progress: Progress | None = None) -> ObjectInfo:
+        """Store everything read from ``stream``, in bounded memory."""
+        fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w+b") as f:
+                encoded = objectfile.write_object(
+                    stream,
+                    f,
+                    level=self.compression_level,
+                    threads=self.compression_threads,
+                    progress=progress,
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            self.backend.publish(tmp, layout.object_key(encoded.digest))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return ObjectInfo(encoded.digest, encoded.size, encoded.stored_size, encoded.encoding)
+
+    def put_file(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> ObjectInfo:
+        """Store the file at ``path``."""
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size <= CHUNK_SIZE:
+                # Small: hash first, so a present object costs no compression or write.
+                data = f.read()
+                if progress is not None:
+                    progress(len(data))
+                return self.put_bytes(data)
+            return self.put_stream(f, progress=progress)
+
+    # -- reading ------------------------------------------------------------
+
+    def open(self, digest: str) -> VerifyingReader:
+        """A readable stream of the object's content, verified when read to the end."""
+        digest = parse_digest(digest)
+        stored = self.backend.open_read(self._key(digest))
+        try:
+            return VerifyingReader(stored, digest)
+        except BaseException:
+            stored.close()
+            raise
+
+    def _key(self, digest: str) -> str:
+        return layout.object_key(digest)
+
+    def get_bytes(self, digest: str) -> bytes:
+        """The whole content, verified. For large objects use :meth:`open` or :meth:`get_file`."""
+        with self.open(digest) as reader:
+            return reader.readall()
+
+    def copy_to(self, digest: str, dest: IO[bytes], *, progress: Progress | None = None) -> int:
+        """Write the content to ``dest``; returns the size. Raises at the end if it is wrong.
+
+        Bytes reach ``dest`` before the end is verified: write to something
+        you discard on error (see :meth:`get_file`).
+        """
+        with self.open(digest) as reader:
+            return reader.copy_to(dest, progress)
+
+    def get_file(
+        self,
+        digest: str,
+        path: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Write the content to ``path`` atomically, only once verified. Returns the size."""
+        target = Path(path)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                size = self.copy_to(digest, f, progress=progress)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return size
+
+    def verify(self, digest: str, *, progress: Progress | None = None) -> ObjectInfo:
+        """Re-hash the stored object; raises :class:`IntegrityError` when it is wrong."""
+        info = self.stat(digest)
+        with self.open(digest) as reader:
+            buffer = bytearray(CHUNK_SIZE)
+            while n := reader.readinto(buffer):
+                if progress is not None:
+                    progress(n)
+        return info
+
+    def has(self, digest: str) -> bool:
+        return self.backend.exists(self._key(parse_digest(digest)))
+
+    def stat(self, digest: str) -> ObjectInfo:
+        """Size, stored size and encoding, from the header; the content is not read."""
+        digest = parse_digest(digest)
+        key = self._key(digest)
+        with self.backend.open_read(key) as stored:
+            header = stored.read(objectfile.HEADER_SIZE)
+        encoding, size = objectfile.unpack_header(header, digest)
+        return ObjectInfo(digest, size, self.backend.size(key), objectfile.ENCODINGS[encoding])
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every object's digest, in no particular order."""
+        for key in self.backend.list(layout.OBJECTS):
+            digest = layout.digest_of_key(key)
+            if digest is not None:
+                yield digest
+
+    def delete(self, digest: str) -> None:
+        """Remove the object. Anything still referencing it will fail to resolve."""
+        digest = parse_digest(digest)
+        try:
+            self.backend.delete(self._key(digest))
+        except ObjectNotFound:
+            raise ObjectNotFound(digest) from None
+
+    # -- names --------------------------------------------------------------
+
+    def resolve(self, spec: str) -> str:
+        """The digest that ``spec`` names: a digest, a unique prefix (>= 8 hex) or a tag."""
+        if not looks_like_digest(spec):
+            try:
+                validate_ref_name(spec)
+            except CasError:
+                raise InvalidDigest(
+                    f"{spec!r} is neither a digest (blake3:<64 hex>), "
+                    "a prefix of at least 8 hex characters, nor a tag name"
+                ) from None
+            try:
+                return self.tag_target(spec)
+            except ObjectNotFound:
+                if is_hex(spec):
+                    parse_prefix(spec)  # a short hex string: say it is too short, not "no tag"
+                raise
+        hexpart = parse_prefix(spec)
+        if len(hexpart) == HEX_LENGTH:
+            return PREFIX + hexpart
+        matches = [
+            digest
+            for key in self.backend.list(layout.prefix_dir(hexpart))
+            if (digest := layout.digest_of_key(key)) and digest[len(PREFIX) :].startswith(hexpart)
+        ]
+        if not matches:
+            raise ObjectNotFound(spec, f"no object matches prefix {hexpart}")
+        if len(matches) > 1:
+            raise InvalidDigest(f"prefix {hexpart} is ambiguous: {len(matches)} objects match")
+        return matches[0]
+
+    def tag(self, name: str, digest: str) -> None:
+        """Point tag ``name`` at ``digest`` (which must be in the store)."""
+        validate_ref_name(name)
+        digest = parse_digest(digest)
+        if not self.has(digest):
+            raise ObjectNotFound(digest, f"cannot tag {name}: not found: {digest}")
+        self.backend.write_bytes(layout.tag_key(name), (digest + "\n").encode())
+
+    def untag(self, name: str) -> None:
+        validate_ref_name(name)
+        try:
+            self.backend.delete(layout.tag_key(name))
+        except ObjectNotFound:
+            raise ObjectNotFound(name, f"no tag named {name}") from None
+
+    def tag_target(self, name: str) -> str:
+        validate_ref_name(name)
+        try:
+            raw = self.backend.read_bytes(layout.tag_key(name))
+        except ObjectNotFound:
+            raise ObjectNotFound(name, f"no tag named {name}") from None
+        try:
+            return parse_digest(raw.decode("ascii"))
+        except (UnicodeDecodeError, InvalidDigest):
+            raise IntegrityError(f"tag {name} is corrupt: it holds no digest") from None
+
+    def tags(self) -> dict[str, str]:
+        """Every tag and the digest it names, sorted by name."""
+        prefix = len(layout.TAGS) + 1
+        names = sorted(key[prefix:] for key in self.backend.list(layout.TAGS))
+        return {name: self.tag_target(name) for name in names}
+
+
+def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
+    config = config if config is not None else load_config()
+    location = resolve_location(url, config)
+    backend = open_backend(location.url, storage_options=config.storage_options(location.url))
+    section = config.file.store
+    store = Store(
+        backend,
+        compression_level=section.compression_level,
+        compression_threads=section.compression_threads,
+        config=config,
+    )
+    return store, location.embedded
+
+
+def open_store(url: str | None = None, *, config: Config | None = None) -> Store:
+    """Open the store at ``url``, else ``$CAS_STORE``, else the one ``store.toml`` names.
+
+    ``store.toml`` is looked for in the current folder and its parents; with
+    no ``[store] url`` it names the embedded store ``.cas/`` beside it, which
+    is created on first use. Any other location must already be a store
+    (:func:`init_store`, ``cas init``): otherwise :class:`NotAStore`.
+    """
+    store, embedded = _build(url, config)
+    if embedded:
+        store.initialize()
+    else:
+        store.check_marker()
+    return store
+
+
+def init_store(url: str | None = None, *, config: Config | None = None) -> tuple[Store, bool]:
+    """Create the store (chosen as :func:`open_store` does) unless it exists.
+
+    Returns the store and whether it was created.
+    """
+    store, _embedded = _build(url, config)
+    return store, store.initialize()

@@ -1,0 +1,1 @@
+"""The integration an agent runner or grader calls. Uses casstore's public API only."""
