@@ -66,13 +66,13 @@ def _exit_code(exc: BaseException) -> int:
 def _open(args: argparse.Namespace) -> Store:
     from casstore.store import open_store
 
-    return open_store(args.store)
+    return open_store(args.store, cache=not args.no_cache)
 
 
-def _progress(label: str, total: int | None) -> Any:
+def _progress(label: str, total: int | None, unit: str = "bytes") -> Any:
     from casstore.progress import ProgressBar
 
-    return ProgressBar(label, total)
+    return ProgressBar(label, total, unit=unit)
 
 
 def _print_json(obj: object) -> None:
@@ -270,6 +270,61 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return worst
 
 
+def _other_store(args: argparse.Namespace, spec: str) -> Store:
+    """A store named by a ``[remotes.NAME]`` of store.toml, or by its URL."""
+    from casstore.config import load_config
+    from casstore.store import open_store
+
+    config = load_config()
+    if spec in config.file.remotes:
+        return open_store(config.remote_url(spec), config=config, cache=not args.no_cache)
+    if "://" not in spec and "/" not in spec and not os.path.exists(spec):
+        config.remote_url(spec)  # raises: names the remotes that do exist
+    return open_store(spec, config=config, cache=not args.no_cache)
+
+
+def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> int:
+    from casstore.progress import human_bytes
+    from casstore.transfer import transfer
+
+    roots = [src.resolve(spec) for spec in args.digests]
+    with _progress(verb, None, unit="objects") as bar:
+
+        def plan(count: int) -> None:
+            bar.total = count
+
+        result = transfer(
+            src, dst, roots, concurrency=args.jobs, on_object=lambda _size: bar(1), on_plan=plan
+        )
+    if args.json:
+        _print_json(
+            {
+                "roots": roots,
+                "from": src.url,
+                "to": dst.url,
+                "copied": result.copied,
+                "bytes": result.copied_bytes,
+                "present": result.present,
+            }
+        )
+    elif result.copied == 0:
+        print(f"{verb}ed nothing: all {result.present} objects already present")
+    else:
+        print(
+            f"{verb}ed {result.copied} objects ({human_bytes(result.copied_bytes)}), "
+            f"{result.present} already present"
+        )
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    return _transfer(args, _open(args), _other_store(args, args.to), "push")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    return _transfer(args, _other_store(args, args.source), _open(args), "pull")
+
+
 # -- parser -------------------------------------------------------------------
 
 
@@ -288,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cas {__version__}")
     parser.add_argument("--store", metavar="URL", help="store URL or folder (overrides $CAS_STORE)")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="read remote stores directly, not via the cache"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -334,6 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify, "re-hash stored objects (exit 3 if missing, 4 if corrupt)")
     p.add_argument("digests", nargs="+", metavar="DIGEST")
     p.add_argument("--json", action="store_true", help="one JSON object per digest")
+    p = add("push", cmd_push, "copy objects and all they reference to another store")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument("--to", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
+
+    p = add("pull", cmd_pull, "copy objects and all they reference from another store")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument(
+        "--from", dest="source", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
     return parser
 
 

@@ -11,7 +11,7 @@ import io
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, BinaryIO, Final
+from typing import IO, TYPE_CHECKING, BinaryIO, Final, Protocol
 
 from blake3 import blake3
 
@@ -38,6 +38,12 @@ READ_CHUNK_SIZE = 4 << 20
 MIN_SAVING = 0.03
 
 Progress = Callable[[int], None]
+
+
+class Readable(Protocol):
+    """Anything with ``read(n)``: files, pipes, sockets, a verifying reader."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def encode_bytes(data: bytes, level: int) -> tuple[bytes, int]:
 
 
 def write_object(
-    source: IO[bytes],
+    source: Readable,
     dest: BinaryIO,
     *,
     level: int,
@@ -185,6 +191,10 @@ class VerifyingReader(io.RawIOBase):
             raise IntegrityError(f"{self.digest}: stored object is longer than its recorded size")
         self._hasher.update(view[:n])
         return int(n)
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = super().read(size)
+        return data if data is not None else b""
 
     def readall(self) -> bytes:
         out = bytearray()

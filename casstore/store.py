@@ -10,10 +10,10 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from casstore import layout, objectfile
 from casstore.backends import Backend, open_backend
@@ -34,8 +34,11 @@ from casstore.errors import (
     NotAStore,
     ObjectNotFound,
 )
-from casstore.objectfile import CHUNK_SIZE, Progress, VerifyingReader
+from casstore.objectfile import CHUNK_SIZE, Progress, Readable, VerifyingReader
 from casstore.refs import validate_ref_name
+
+if TYPE_CHECKING:
+    from casstore.cache import ObjectCache
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Store:
         self.compression_level = compression_level
         self.compression_threads = compression_threads
         self.config = config or Config()
+        #: A local read-through cache, for stores that are not on a local disk.
+        self.cache: ObjectCache | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -135,7 +140,7 @@ class Store:
             objectfile.ENCODINGS[encoding],
         )
 
-    def put_stream(self, stream: IO[bytes], *, progress: Progress | None = None) -> ObjectInfo:
+    def put_stream(self, stream: Readable, *, progress: Progress | None = None) -> ObjectInfo:
         """Store everything read from ``stream``, in bounded memory."""
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
         tmp = Path(name)
@@ -174,6 +179,11 @@ class Store:
     def open(self, digest: str) -> VerifyingReader:
         """A readable stream of the object's content, verified when read to the end."""
         digest = parse_digest(digest)
+        if self.cache is not None:
+            return self.cache.open(digest, lambda: self._open_stored(digest))
+        return self._open_stored(digest)
+
+    def _open_stored(self, digest: str) -> VerifyingReader:
         stored = self.backend.open_read(self._key(digest))
         try:
             return VerifyingReader(stored, digest)
@@ -221,7 +231,8 @@ class Store:
     def verify(self, digest: str, *, progress: Progress | None = None) -> ObjectInfo:
         """Re-hash the stored object; raises :class:`IntegrityError` when it is wrong."""
         info = self.stat(digest)
-        with self.open(digest) as reader:
+        # Never from the cache: verify checks what this store holds.
+        with self._open_stored(parse_digest(digest)) as reader:
             buffer = bytearray(CHUNK_SIZE)
             while n := reader.readinto(buffer):
                 if progress is not None:
@@ -230,6 +241,12 @@ class Store:
 
     def has(self, digest: str) -> bool:
         return self.backend.exists(self._key(parse_digest(digest)))
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests not in the store, in order; checked in one batch (concurrent on S3)."""
+        wanted = [parse_digest(d) for d in digests]
+        present = self.backend.exists_many([self._key(d) for d in wanted])
+        return [d for d, here in zip(wanted, present, strict=True) if not here]
 
     def stat(self, digest: str) -> ObjectInfo:
         """Size, stored size and encoding, from the header; the content is not read."""
@@ -320,6 +337,22 @@ class Store:
         return {name: self.tag_target(name) for name in names}
 
 
+def _attach_cache(store: Store) -> None:
+    from casstore.backends.local import LocalBackend
+    from casstore.cache import ObjectCache, default_cache_dir
+    from casstore.config import normalize_url, parse_size
+
+    section = store.config.file.cache
+    if isinstance(store.backend, LocalBackend) or not section.enabled:
+        return
+    folder = (
+        normalize_url(section.dir, store.config.base_dir) if section.dir else default_cache_dir()
+    )
+    cache_store = Store(open_backend(str(folder)), config=store.config)
+    cache_store.initialize()
+    store.cache = ObjectCache(cache_store, parse_size(section.max_size))
+
+
 def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
     config = config if config is not None else load_config()
     location = resolve_location(url, config)
@@ -334,19 +367,26 @@ def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
     return store, location.embedded
 
 
-def open_store(url: str | None = None, *, config: Config | None = None) -> Store:
+def open_store(
+    url: str | None = None, *, config: Config | None = None, cache: bool = True
+) -> Store:
     """Open the store at ``url``, else ``$CAS_STORE``, else the one ``store.toml`` names.
 
     ``store.toml`` is looked for in the current folder and its parents; with
     no ``[store] url`` it names the embedded store ``.cas/`` beside it, which
     is created on first use. Any other location must already be a store
     (:func:`init_store`, ``cas init``): otherwise :class:`NotAStore`.
+
+    A store that is not on a local disk reads through a local cache (``[cache]``
+    in store.toml) unless ``cache`` is false.
     """
     store, embedded = _build(url, config)
     if embedded:
         store.initialize()
     else:
         store.check_marker()
+    if cache:
+        _attach_cache(store)
     return store
 
 

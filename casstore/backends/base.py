@@ -7,7 +7,7 @@ Everything else (objects, refs, verification) is built on these by
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +39,10 @@ class Backend(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool]:
+        """Presence of each key. Backends with per-request latency check them concurrently."""
+        return [self.exists(key) for key in keys]
 
     @abstractmethod
     def size(self, key: str) -> int: ...

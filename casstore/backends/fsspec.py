@@ -41,7 +41,8 @@ class FsspecBackend(Backend):
             raise ConfigError(f"cannot open {url}: {exc}") from exc
         self.fs = fs
         self.root = cast(str, root).rstrip("/")
-        self._staging: tempfile.TemporaryDirectory[str] | None = None
+        # Created up front: writers on several threads share it.
+        self._staging = tempfile.TemporaryDirectory(prefix="casstore-")
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -110,6 +111,4 @@ class FsspecBackend(Backend):
             yield cast(str, path)[strip:]
 
     def staging_dir(self) -> Path:
-        if self._staging is None:
-            self._staging = tempfile.TemporaryDirectory(prefix="casstore-")
         return Path(self._staging.name)

@@ -1,0 +1,123 @@
+"""The closure of a digest: the object and everything it references, recursively.
+
+Records (trees, run manifests, grading records) are canonical JSON objects
+whose first key is ``"casstore"`` (``docs/FORMAT.md``). Every JSON string in a
+record that is a full digest is a reference. Entries of a tree record are file
+contents, never records themselves, so they are not opened while walking.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from casstore.digest import parse_digest
+from casstore.errors import IntegrityError, ObjectNotFound
+
+if TYPE_CHECKING:
+    from casstore.store import Store
+
+RECORD_MAGIC = b'{"casstore":"'
+#: Records larger than this are treated as plain blobs (never parsed into memory).
+MAX_RECORD_SIZE = 512 << 20
+_DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
+
+
+def record_kind(head: bytes) -> str | None:
+    """The record kind (``"tree/1"``) when ``head`` starts a casstore record."""
+    if not head.startswith(RECORD_MAGIC):
+        return None
+    rest = head[len(RECORD_MAGIC) :]
+    end = rest.find(b'"')
+    return rest[:end].decode("ascii", "replace") if end > 0 else None
+
+
+def references(record: Any) -> Iterator[str]:
+    """Every full digest string anywhere inside a decoded record."""
+    stack = [record]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _DIGEST.fullmatch(item):
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+@dataclass
+class Closure:
+    """Objects reachable from the roots, records after everything they reference."""
+
+    #: Digests in an order where each record comes after its references.
+    order: list[str] = field(default_factory=list)
+    #: Digest -> kind, for the objects that are records.
+    kinds: dict[str, str] = field(default_factory=dict)
+    #: Referenced but absent from the store: digest -> the record that references it.
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def _read_record(store: Store, digest: str) -> tuple[str | None, Any]:
+    with store.open(digest) as reader:
+        if reader.size > MAX_RECORD_SIZE:
+            return None, None
+        head = reader.read(64)
+        kind = record_kind(head)
+        if kind is None:
+            return None, None
+        data = head + reader.read()
+    import msgspec
+
+    try:
+        return kind, msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise IntegrityError(f"{digest}: a {kind} record that is not valid JSON") from exc
+
+
+def walk(store: Store, roots: Iterable[str]) -> Closure:
+    """Walk the closure of ``roots`` in ``store``. A missing root raises ObjectNotFound."""
+    result = Closure()
+    seen: set[str] = set()
+    # Tree entries are file contents: they are listed, not opened.
+    leaf_parent: dict[str, str] = {}
+    for root in roots:
+        # Iterative post-order: a record is appended after all its references.
+        stack: list[tuple[str, str | None, bool]] = [(parse_digest(root), None, False)]
+        while stack:
+            digest, parent, expanded = stack.pop()
+            if expanded:
+                result.order.append(digest)
+                continue
+            if digest in seen:
+                continue
+            seen.add(digest)
+            if digest in leaf_parent:
+                result.order.append(digest)
+                continue
+            try:
+                kind, record = _read_record(store, digest)
+            except ObjectNotFound:
+                if parent is None:
+                    raise
+                result.missing[digest] = parent
+                continue
+            if kind is None:
+                result.order.append(digest)
+                continue
+            result.kinds[digest] = kind
+            refs = [d for d in dict.fromkeys(references(record)) if d not in seen]
+            if kind.startswith("tree/"):
+                for ref in refs:
+                    leaf_parent.setdefault(ref, digest)
+            stack.append((digest, parent, True))
+            stack.extend((ref, digest, False) for ref in reversed(refs))
+    # Leaves were not opened: one batched presence check finds the absent ones.
+    absent = set(store.missing([d for d in result.order if d in leaf_parent]))
+    if absent:
+        result.order = [d for d in result.order if d not in absent]
+        for digest in absent:
+            result.missing[digest] = leaf_parent[digest]
+    return result

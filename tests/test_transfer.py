@@ -1,0 +1,163 @@
+"""push/pull: closures, only what is missing, verified, records last; the read-through cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from casstore import layout
+from casstore.closure import walk
+from casstore.config import CacheSection, Config, ConfigFile
+from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.store import Store, init_store, open_store
+from casstore.transfer import transfer
+from tests.conftest import run_cas
+from tests.test_store_conformance import corrupt, payload
+
+
+def record(kind: str, **fields: object) -> bytes:
+    return json.dumps({"casstore": kind, **fields}, separators=(",", ":")).encode()
+
+
+def make_run(store: Store, seed: int = 0) -> tuple[str, set[str]]:
+    """A manifest-like record -> a tree record -> blobs, plus a config blob."""
+    blobs = [store.put_bytes(payload(size, seed=seed + i)) for i, size in enumerate([10, 5000])]
+    big = store.put_bytes(payload(3 << 20, seed=seed, compressible=True))
+    entries = [
+        {"path": f"f{i}", "type": "file", "size": b.size, "digest": b.digest}
+        for i, b in enumerate([*blobs, big])
+    ]
+    tree = store.put_bytes(record("tree/1", entries=entries))
+    config = store.put_bytes(b'{"max_steps": 5}')
+    run = store.put_bytes(
+        record(
+            "test-run/1",
+            snapshot={"digest": tree.digest, "size": tree.size},
+            config={"digest": config.digest, "size": config.size},
+        )
+    )
+    return run.digest, {run.digest, tree.digest, config.digest, big.digest} | {
+        b.digest for b in blobs
+    }
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Store:
+    return init_store(str(tmp_path / "other"))[0]
+
+
+def test_closure_lists_records_after_their_references(store: Store) -> None:
+    run, expected = make_run(store)
+    closure = walk(store, [run])
+    assert set(closure.order) == expected
+    assert closure.order[-1] == run
+    tree = next(d for d, kind in closure.kinds.items() if kind == "tree/1")
+    assert closure.order.index(tree) < closure.order.index(run)
+    assert closure.missing == {}
+
+
+def test_push_sends_only_what_is_missing(store: Store, other: Store) -> None:
+    run, expected = make_run(store)
+    first = transfer(store, other, [run])
+    assert (first.copied, first.present) == (len(expected), 0)
+    assert set(other.iter_digests()) == expected
+    assert first.copied_digests[-1] == run  # the record is published last
+    again = transfer(store, other, [run])
+    assert (again.copied, again.copied_bytes, again.present) == (0, 0, len(expected))
+    # A second run sharing the snapshot blobs sends only its new objects.
+    run2, expected2 = make_run(store, seed=0)
+    assert run2 == run and expected2 == expected
+
+
+def test_pull_in_the_other_direction(store: Store, other: Store) -> None:
+    run, expected = make_run(other, seed=9)
+    result = transfer(other, store, [run])
+    assert result.copied == len(expected)
+    assert set(store.iter_digests()) == expected
+    for digest in expected:
+        store.verify(digest)
+
+
+def test_incomplete_closure_is_refused_before_anything_is_sent(store: Store, other: Store) -> None:
+    run, _ = make_run(store)
+    tree = next(d for d, kind in walk(store, [run]).kinds.items() if kind == "tree/1")
+    blob = json.loads(store.get_bytes(tree))["entries"][0]["digest"]
+    store.delete(blob)
+    with pytest.raises(ObjectNotFound, match=f"referenced by {tree}"):
+        transfer(store, other, [run])
+    assert list(other.iter_digests()) == []
+
+
+def test_corrupt_source_object_is_never_published(store: Store, other: Store) -> None:
+    run, expected = make_run(store)
+    config = next(d for d in expected if store.get_bytes(d) == b'{"max_steps": 5}')
+    corrupt(store, config, "flip")
+    with pytest.raises(IntegrityError):
+        transfer(store, other, [run], concurrency=1)
+    assert config not in set(other.iter_digests())
+    assert run not in set(other.iter_digests())  # records wait for their references
+
+
+def test_cli_push_pull_summary_and_json(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    assert run_cas("init", cwd=home).returncode == 0
+    assert run_cas("--store", str(tmp_path / "remote"), "init").returncode == 0
+    with open(home / "store.toml", "a") as f:
+        f.write(f'\n[remotes.team]\nurl = "{tmp_path / "remote"}"\n')
+    (home / "a").write_bytes(b"alpha")
+    (home / "b").write_bytes(payload(100_000))
+    digests = run_cas("put", "a", "b", cwd=home).stdout.decode().split()[::2]
+    result = run_cas("push", *digests, "--to", "team", cwd=home)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().startswith("pushed 2 objects (")
+    assert result.stdout.decode().endswith(", 0 already present\n")
+    result = run_cas("push", "--json", *digests, "--to", "team", cwd=home)
+    summary = json.loads(result.stdout)
+    assert (summary["copied"], summary["bytes"], summary["present"]) == (0, 0, 2)
+    result = run_cas("push", digests[0], "--to", "nowhere", cwd=home)
+    assert result.returncode == 1 and "no remote named 'nowhere'" in result.stderr.decode()
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert run_cas("init", cwd=fresh).returncode == 0
+    result = run_cas("pull", digests[1], "--from", str(tmp_path / "remote"), cwd=fresh)
+    assert result.stdout.decode().startswith("pulled 1 objects (")
+    assert run_cas("cat", digests[1], cwd=fresh).stdout == payload(100_000)
+
+
+def cached_store(url: str, cache_dir: Path, max_size: str = "1GiB") -> Store:
+    config = Config(file=ConfigFile(cache=CacheSection(dir=str(cache_dir), max_size=max_size)))
+    return open_store(url, config=config)
+
+
+def test_read_through_cache(store_url: str, tmp_path: Path) -> None:
+    remote, _ = init_store(store_url)
+    data = payload(200_000, compressible=True)
+    digest = remote.put_bytes(data).digest
+    store = cached_store(store_url, tmp_path / "cache")
+    if store.cache is None:
+        pytest.skip("local stores are not cached")
+    assert store.get_bytes(digest) == data
+    remote.backend.delete(layout.object_key(digest))
+    assert store.get_bytes(digest) == data  # served by the cache now
+    with pytest.raises(ObjectNotFound):
+        store.verify(digest)  # verify checks the store itself, never the cache
+    corrupt(store.cache.store, digest, "flip")
+    with pytest.raises(IntegrityError):
+        store.get_bytes(digest)
+
+
+def test_cache_evicts_least_recently_used(store_url: str, tmp_path: Path) -> None:
+    remote, _ = init_store(store_url)
+    digests = [remote.put_bytes(payload(100_000, seed=i)).digest for i in range(6)]
+    store = cached_store(store_url, tmp_path / "cache", max_size="350kB")
+    if store.cache is None:
+        pytest.skip("local stores are not cached")
+    for digest in digests:
+        store.get_bytes(digest)
+    cached = set(store.cache.store.iter_digests())
+    assert digests[-1] in cached and digests[0] not in cached
+    assert 1 <= len(cached) <= 3
