@@ -35,6 +35,8 @@ class S3Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     region: str | None = None
     profile: str | None = None
     anon: bool = False
+    #: Requests in flight at once for batched checks and transfers.
+    concurrency: int = 16
 
 
 class RemoteSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

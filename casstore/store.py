@@ -140,8 +140,14 @@ class Store:
             objectfile.ENCODINGS[encoding],
         )
 
-    def put_stream(self, stream: Readable, *, progress: Progress | None = None) -> ObjectInfo:
-        """Store everything read from ``stream``, in bounded memory."""
+    def put_stream(
+        self, stream: Readable, *, progress: Progress | None = None, check_present: bool = True
+    ) -> ObjectInfo:
+        """Store everything read from ``stream``, in bounded memory.
+
+        An object already present is not sent again; ``check_present=False``
+        skips that check for callers that just made it (in a batch).
+        """
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
         tmp = Path(name)
         try:
@@ -155,7 +161,9 @@ class Store:
                 )
                 f.flush()
                 os.fsync(f.fileno())
-            self.backend.publish(tmp, layout.object_key(encoded.digest))
+            key = layout.object_key(encoded.digest)
+            if not (check_present and self.backend.exists(key)):
+                self.backend.publish(tmp, key)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -356,7 +364,11 @@ def _attach_cache(store: Store) -> None:
 def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
     config = config if config is not None else load_config()
     location = resolve_location(url, config)
-    backend = open_backend(location.url, storage_options=config.storage_options(location.url))
+    backend = open_backend(
+        location.url,
+        storage_options=config.storage_options(location.url),
+        concurrency=config.file.s3.concurrency,
+    )
     section = config.file.store
     store = Store(
         backend,

@@ -13,17 +13,40 @@ from pathlib import Path
 import pytest
 
 from casstore.store import Store, init_store
+from tests.s3_server import S3Server, start_seaweedfs
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "s3"]
+BUCKET = "casstore-test"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_config(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No test sees the developer's store.toml or $CAS_STORE."""
+    """No test sees the developer's store.toml, $CAS_STORE or cache folder."""
     monkeypatch.delenv("CAS_STORE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS for the whole session, reached through the standard AWS variables."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    saved = {name: os.environ.get(name) for name in server.env()}
+    os.environ.update(server.env())
+    try:
+        import s3fs
+
+        s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
+        yield server
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -32,6 +55,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     kind = request.param
     if kind == "local":
         yield str(tmp_path / "store")
+    elif kind == "s3":
+        request.getfixturevalue("s3_server")
+        yield f"s3://{BUCKET}/{uuid.uuid4().hex}"
     elif kind == "memory":
         url = f"memory://casstore-test-{uuid.uuid4().hex}"
         yield url

@@ -1,4 +1,4 @@
-"""A store at any fsspec URL (``memory://``, ``s3://``, ``gs://`` ...).
+"""A store at any fsspec URL (``memory://``, ``gs://``, ``az://`` ...; S3 in ``s3.py``).
 
 fsspec and the filesystem package are imported here only, so ``cas --help``
 never pays for them. Their errors are translated to casstore's at this edge.
@@ -6,14 +6,14 @@ never pays for them. Their errors are translated to casstore's at this edge.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from casstore.backends.base import Backend
-from casstore.errors import BackendError, ConfigError, ObjectNotFound
+from casstore.errors import BackendError, CasError, ConfigError, ObjectNotFound
 
 _INSTALL_HINTS = {
     "s3": "s3",
@@ -47,65 +47,64 @@ class FsspecBackend(Backend):
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
-    def open_read(self, key: str) -> BinaryIO:
+    @contextmanager
+    def _translated(self, what: str, *, missing: str | None = None) -> Iterator[None]:
+        """Turn fsspec, botocore and network errors into casstore's, once, here."""
         try:
-            return cast(BinaryIO, self.fs.open(self._path(key), "rb"))
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
+            yield
+        except CasError:
+            raise
+        except FileNotFoundError as exc:
+            if "bucket" in str(exc).lower():
+                raise BackendError(f"{what}: {exc}") from exc
+            if missing is None:
+                raise BackendError(f"{what}: {exc}") from exc
+            raise ObjectNotFound(missing) from None
+        except PermissionError as exc:
+            raise BackendError(f"{what}: access denied ({exc})") from exc
         except OSError as exc:
-            raise BackendError(f"cannot read {key}: {exc}") from exc
+            raise BackendError(f"{what}: {exc}") from exc
+        except Exception as exc:  # botocore/aiohttp errors that pass through fsspec
+            raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def open_read(self, key: str) -> BinaryIO:
+        with self._translated(f"cannot read {key}", missing=key):
+            return cast(BinaryIO, self.fs.open(self._path(key), "rb"))
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        try:
+        with self._translated(f"cannot write {key}"):
             self.fs.pipe_file(self._path(key), data)
-        except OSError as exc:
-            raise BackendError(f"cannot write {key}: {exc}") from exc
 
     def publish(self, local_path: Path, key: str) -> bool:
         try:
-            if self.exists(key):
-                return False
-            self.fs.put_file(str(local_path), self._path(key))
-            return True
-        except OSError as exc:
-            raise BackendError(f"cannot store {key}: {exc}") from exc
+            with self._translated(f"cannot store {key}"):
+                if self.fs.isfile(self._path(key)):
+                    return False
+                self.fs.put_file(str(local_path), self._path(key))
+                return True
         finally:
-            with contextlib.suppress(OSError):
-                local_path.unlink()
+            local_path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
-        try:
+        with self._translated(f"cannot check {key}"):
             return bool(self.fs.isfile(self._path(key)))
-        except OSError as exc:
-            raise BackendError(f"cannot check {key}: {exc}") from exc
 
     def size(self, key: str) -> int:
-        try:
+        with self._translated(f"cannot stat {key}", missing=key):
             return int(self.fs.size(self._path(key)))
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
-        except OSError as exc:
-            raise BackendError(f"cannot stat {key}: {exc}") from exc
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        try:
-            if not self.fs.isfile(path):
+        with self._translated(f"cannot delete {key}", missing=key):
+            if not self.fs.isfile(self._path(key)):
                 raise ObjectNotFound(key)
-            self.fs.rm_file(path)
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
-        except OSError as exc:
-            raise BackendError(f"cannot delete {key}: {exc}") from exc
+            self.fs.rm_file(self._path(key))
 
     def list(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix)
-        try:
-            found = self.fs.find(base)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise BackendError(f"cannot list {prefix}: {exc}") from exc
+        with self._translated(f"cannot list {prefix}", missing=prefix):
+            try:
+                found = self.fs.find(self._path(prefix))
+            except FileNotFoundError:
+                found = []
         strip = len(self.root) + 1
         for path in found:
             yield cast(str, path)[strip:]
