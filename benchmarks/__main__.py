@@ -8,7 +8,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from benchmarks import put_get
+from benchmarks import put_get, s3
 
 
 def main() -> int:
@@ -25,9 +25,18 @@ def main() -> int:
     )
     print(f"workdir: {workdir}")
     failed = False
+    print("\n# put and get of one large file")
     for result in put_get.run(workdir / "put_get", size=args.size_mib << 20, runs=args.runs):
         print(result.line())
         failed |= result.ratio < result.target
+    print(f"\n# S3 on SeaweedFS: {s3.COUNT} objects of {s3.SIZE} bytes")
+    rates = s3.run(workdir / "s3")
+    for rate in rates:
+        print(rate.line())
+    for name, ratio, target in s3.report(rates):
+        verdict = "ok" if ratio >= target else "BELOW TARGET"
+        print(f"{name:<40} ratio {ratio:5.2f} (target >= {target}) {verdict}")
+        failed |= ratio < target
     return 1 if failed else 0
 
 

@@ -118,7 +118,7 @@ class Store:
     def put_bytes(self, data: bytes) -> ObjectInfo:
         """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
         digest = hash_bytes(data)
-        with contextlib.suppress(ObjectNotFound):
+        if self.backend.exists(layout.object_key(digest)):
             return self.stat(digest)
         payload, encoding = objectfile.encode_bytes(data, self.compression_level)
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
@@ -139,6 +139,23 @@ class Store:
             objectfile.HEADER_SIZE + len(payload),
             objectfile.ENCODINGS[encoding],
         )
+
+    def put_many(self, items: Iterable[bytes]) -> list[ObjectInfo]:
+        """Store many small in-memory objects in one batch: one presence check for
+        all, then only the missing ones are written (concurrently on S3)."""
+        datas = list(items)
+        digests = [hash_bytes(data) for data in datas]
+        absent = set(self.missing(dict.fromkeys(digests)))
+        infos = []
+        to_write: dict[str, bytes] = {}
+        for digest, data in zip(digests, datas, strict=True):
+            payload, encoding = objectfile.encode_bytes(data, self.compression_level)
+            stored = objectfile.pack_header(encoding, len(data)) + payload
+            if digest in absent:
+                to_write[layout.object_key(digest)] = stored
+            infos.append(ObjectInfo(digest, len(data), len(stored), objectfile.ENCODINGS[encoding]))
+        self.backend.create_many(list(to_write.items()))
+        return infos
 
     def put_stream(
         self, stream: Readable, *, progress: Progress | None = None, check_present: bool = True
@@ -260,8 +277,7 @@ class Store:
         """Size, stored size and encoding, from the header; the content is not read."""
         digest = parse_digest(digest)
         key = self._key(digest)
-        with self.backend.open_read(key) as stored:
-            header = stored.read(objectfile.HEADER_SIZE)
+        header = self.backend.read_range(key, 0, objectfile.HEADER_SIZE)
         encoding, size = objectfile.unpack_header(header, digest)
         return ObjectInfo(digest, size, self.backend.size(key), objectfile.ENCODINGS[encoding])
 

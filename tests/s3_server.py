@@ -52,9 +52,10 @@ class S3Server:
     endpoint_url: str
     access_key: str
     secret_key: str
-    process: subprocess.Popen[bytes]
     workdir: Path
-    port: int
+    command: list[str]
+    environment: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
 
     def storage_options(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -75,13 +76,43 @@ class S3Server:
 
     def stop(self) -> None:
         # weed shuts down slowly on SIGTERM: give it a moment, then SIGKILL.
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+    def restart(self, timeout: float = 60) -> None:
+        """Start the server again on the same ports and data, as after a crash."""
+        self.stop()
+        self._launch()
+        self.wait_ready(timeout)
+
+    def _launch(self) -> None:
+        with open(self.workdir / "weed.log", "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment,
+                cwd=self.workdir,
+            )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.process is not None, "launch first"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"weed server exited ({self.process.returncode}):\n{self.log_tail()}"
+                )
+            if _answers(self):
+                return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"weed server did not answer within {timeout} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         log = self.workdir / "weed.log"
@@ -113,18 +144,10 @@ def start_seaweedfs(workdir: Path, timeout: float = 60) -> S3Server:
         "-metricsPort=0",
     ]
     (workdir / "data").mkdir(exist_ok=True)
-    with open(workdir / "weed.log", "wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, process, workdir, s3)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"weed server exited ({process.returncode}):\n{server.log_tail()}")
-        if _answers(server):
-            return server
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"weed server did not answer within {timeout} s:\n{server.log_tail()}")
+    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, workdir, cmd, env)
+    server._launch()
+    server.wait_ready(timeout)
+    return server
 
 
 def _answers(server: S3Server) -> bool:

@@ -82,6 +82,17 @@ class TestStoreConformance:
         assert store.put_stream(io.BytesIO(data)).digest == first.digest
         assert list(store.iter_digests()) == [first.digest]
 
+    def test_put_many_and_missing_in_batches(self, store: Store) -> None:
+        datas = [payload(4096, seed=i, compressible=i % 2 == 0) for i in range(40)]
+        first = store.put_many(datas[:25])
+        assert [i.digest for i in first] == [hash_bytes(d) for d in datas[:25]]
+        digests = [hash_bytes(d) for d in datas]
+        assert store.missing(digests) == digests[25:]
+        store.put_many(datas + datas[:3])  # repeats and present objects are fine
+        assert store.missing(digests) == []
+        for data, digest in zip(datas, digests, strict=True):
+            assert store.get_bytes(digest) == data
+
     def test_open_streams_in_pieces(self, store: Store) -> None:
         data = payload(2 * CHUNK_SIZE + 5, compressible=True)
         digest = store.put_bytes(data).digest

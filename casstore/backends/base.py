@@ -6,6 +6,8 @@ Everything else (objects, refs, verification) is built on these by
 
 from __future__ import annotations
 
+import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +27,12 @@ class Backend(ABC):
         with self.open_read(key) as f:
             return f.read()
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of ``key``; fewer at its end."""
+        with self.open_read(key) as f:
+            f.seek(start)
+            return f.read(end - start)
+
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Atomically create or replace ``key`` (refs and the marker)."""
@@ -36,6 +44,22 @@ class Backend(ABC):
         Takes ownership of ``local_path`` (it is moved or removed). Returns
         False when ``key`` already existed and nothing was written.
         """
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Atomically create each small ``(key, data)`` unless the key exists.
+
+        Returns, per item, whether it was written. Backends with per-request
+        latency send them concurrently.
+        """
+        created = []
+        for key, data in items:
+            fd, name = tempfile.mkstemp(dir=self.staging_dir(), prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            created.append(self.publish(Path(name), key))
+        return created
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...

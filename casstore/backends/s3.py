@@ -11,18 +11,41 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from casstore.backends.fsspec import FsspecBackend
 
 DEFAULT_CONCURRENCY = 16
+_MAX_PARTS = 10_000
 # Fail fast on a dead endpoint instead of s3fs's long default retries.
 _CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}}
 
 
+@contextmanager
+def _exists_as_false() -> Iterator[None]:
+    """Swallow the 412 of a conditional create: the object is there already.
+
+    The ``with`` body's ``return True`` is then skipped, and the caller's
+    ``return False`` after the block runs.
+    """
+    try:
+        yield
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # s3fs maps 412 to FileExistsError only when the server names the
+        # failed condition; SeaweedFS does not.
+        if "condition" not in str(exc).lower():
+            raise
+
+
 class S3Backend(FsspecBackend):
+    #: Objects over twice this size go up as multipart uploads (invisible until complete).
+    multipart_chunk = 32 << 20
+
     def __init__(
         self, url: str, *, storage_options: dict[str, Any], concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
@@ -70,19 +93,34 @@ class S3Backend(FsspecBackend):
         with self._translated(f"cannot read {key}", missing=key):
             return bytes(self.fs.cat_file(self._path(key), max_concurrency=1))
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        with self._translated(f"cannot read {key}", missing=key):
+            return bytes(self.fs.cat_file(self._path(key), start=start, end=end))
+
     def publish(self, local_path: Path, key: str) -> bool:
+        size = local_path.stat().st_size
+        # S3 allows at most 10,000 parts: larger objects get larger parts.
+        chunk = max(self.multipart_chunk, -(-size // _MAX_PARTS))
         try:
-            with self._translated(f"cannot store {key}"):
-                try:
-                    self.fs.put_file(str(local_path), self._path(key), mode="create")
-                except FileExistsError:
-                    return False
-                except OSError as exc:
-                    # s3fs maps 412 to FileExistsError only when the server names the
-                    # failed condition; SeaweedFS does not.
-                    if "condition" in str(exc).lower():
-                        return False
-                    raise
-            return True
+            with self._translated(f"cannot store {key}"), _exists_as_false():
+                self.fs.put_file(str(local_path), self._path(key), mode="create", chunksize=chunk)
+                return True
+            return False
         finally:
             local_path.unlink(missing_ok=True)
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(key: str, data: bytes) -> bool:
+            async with limit:
+                with _exists_as_false():
+                    await self.fs._pipe_file(self._path(key), data, mode="create")
+                    return True
+                return False
+
+        async def every() -> list[bool]:
+            return list(await asyncio.gather(*(one(key, data) for key, data in items)))
+
+        with self._translated("cannot store objects"):
+            return list(self._sync(every()))

@@ -1,0 +1,137 @@
+"""S3 on a local SeaweedFS: 2,000 objects of 4 KiB, batched against one request at a time,
+and against a plain keep-alive HTTP PUT loop that uses no s3fs at all."""
+
+from __future__ import annotations
+
+import http.client
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from blake3 import blake3
+
+from casstore.store import Store, init_store
+from tests.s3_server import S3Server, start_seaweedfs
+
+COUNT = 2000
+SIZE = 4096
+BUCKET = "bench"
+PLAIN = "plain HTTP PUT loop (no s3fs)"
+PUT_ONE = "put, one request at a time"
+PUT_BATCHED = "put, batched (put_many)"
+HAS_ONE = "has, one request at a time"
+HAS_BATCHED = "has, batched (missing)"
+
+
+@dataclass
+class Rate:
+    name: str
+    seconds: float
+    count: int = COUNT
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+    def line(self) -> str:
+        return f"{self.name:<34} {self.per_second:8.0f} objects/s  ({self.seconds:.2f} s)"
+
+
+def objects(seed: str) -> list[bytes]:
+    stream = blake3(seed.encode()).digest(length=COUNT * SIZE)
+    return [stream[i * SIZE : (i + 1) * SIZE] for i in range(COUNT)]
+
+
+def timed(name: str, func: Callable[[], object]) -> Rate:
+    start = time.perf_counter()
+    func()
+    return Rate(name, time.perf_counter() - start)
+
+
+def plain_http_put_loop(server: S3Server, datas: list[bytes], prefix: str) -> None:
+    """One signed PUT after another on one keep-alive connection: the peer to beat."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    signer = SigV4Auth(Credentials(server.access_key, server.secret_key), "s3", "us-east-1")
+    parts = urlsplit(server.endpoint_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    for i, data in enumerate(datas):
+        url = f"{server.endpoint_url}/{BUCKET}/{prefix}/{i}"
+        request = AWSRequest(
+            method="PUT", url=url, data=data, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+        )
+        signer.add_auth(request)
+        conn.request("PUT", f"/{BUCKET}/{prefix}/{i}", body=data, headers=dict(request.headers))
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"plain PUT failed: {response.status}")
+    conn.close()
+
+
+def run(workdir: Path, runs: int = 2) -> list[Rate]:
+    server = start_seaweedfs(workdir / "seaweedfs")
+    try:
+        import os
+
+        os.environ.update(server.env())
+        import s3fs
+
+        s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
+
+        def fresh() -> Store:
+            return init_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")[0]
+
+        best: dict[str, Rate] = {}
+
+        def keep(rate: Rate) -> None:
+            if rate.name not in best or rate.seconds < best[rate.name].seconds:
+                best[rate.name] = rate
+
+        for attempt in range(runs):
+            measure_once(server, f"bench-{attempt}", fresh, keep)
+        return list(best.values())
+    finally:
+        server.stop()
+
+
+def measure_once(
+    server: S3Server, seed: str, fresh: Callable[[], Store], keep: Callable[[Rate], None]
+) -> None:
+    datas = objects(seed)
+    digests = [f"blake3:{blake3(d).hexdigest()}" for d in datas]
+    prefix = uuid.uuid4().hex
+    keep(timed(PLAIN, lambda: plain_http_put_loop(server, datas, prefix)))
+    one, batched = fresh(), fresh()
+    keep(timed(PUT_ONE, lambda: [one.put_bytes(d) for d in datas]))
+    keep(timed(PUT_BATCHED, lambda: batched.put_many(datas)))
+    keep(timed(HAS_ONE, lambda: [one.has(d) for d in digests]))
+    keep(timed(HAS_BATCHED, lambda: batched.missing(digests)))
+
+
+def report(rates: list[Rate]) -> list[tuple[str, float, float]]:
+    """(what, ratio, target) for the comparisons the issue sets."""
+    by = {r.name: r for r in rates}
+    plain = by["plain HTTP PUT loop (no s3fs)"].per_second
+    return [
+        (
+            "batched put / plain HTTP PUT loop",
+            by["put, batched (put_many)"].per_second / plain,
+            1.0,
+        ),
+        (
+            "batched put / one at a time",
+            by["put, batched (put_many)"].per_second / by["put, one request at a time"].per_second,
+            1.0,
+        ),
+        (
+            "batched has / one at a time",
+            by["has, batched (missing)"].per_second / by["has, one request at a time"].per_second,
+            1.0,
+        ),
+    ]
