@@ -16,12 +16,14 @@ SIZE = 10 << 30
 BLOCK = 1 << 20
 RSS_LIMIT_KIB = 256 << 10
 
-# Runs one cas command in-process and reports its own peak RSS on stderr.
+# Runs one cas command in-process and reports its own peak RSS on stderr. VmHWM, not
+# ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.
 MEASURE = """
-import resource, sys
+import re, sys
 from casstore.cli import run
 code = run(sys.argv[1:])
-kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = open("/proc/self/status").read()
+kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 sys.stderr.write(f"\\nmaxrss_kib={kib}\\n")
 sys.exit(code)
 """

@@ -150,6 +150,7 @@ def test_server_killed_mid_push_then_rerun_completes(tmp_path: Path) -> None:
         assert err.decode().startswith("cas: ") and err.decode().count("\n") == 1, err
 
         server.restart()
+        _wait_for_bucket(fs, "faults")
         after = _open(server, remote)
         present = set(after.iter_digests())
         assert root not in present  # the tree waits for all its blobs
@@ -188,3 +189,16 @@ def _wait_for_some_objects(fs: object, prefix: str, minimum: int) -> None:
         fs.invalidate_cache()  # type: ignore[attr-defined]
         time.sleep(0.05)
     raise AssertionError("the push never started")
+
+
+def _wait_for_bucket(fs: object, bucket: str) -> None:
+    """A restarted SeaweedFS answers before it has loaded its existing buckets."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fs.invalidate_cache()  # type: ignore[attr-defined]
+        try:
+            fs.ls(bucket)  # type: ignore[attr-defined]
+            return
+        except FileNotFoundError:
+            time.sleep(0.3)
+    raise AssertionError(f"bucket {bucket} did not come back after the restart")

@@ -51,6 +51,9 @@ class S3Backend(FsspecBackend):
     ) -> None:
         options = dict(storage_options)
         options["config_kwargs"] = {**_CONFIG, **options.get("config_kwargs", {})}
+        # fsspec caches instances by their arguments only, but the endpoint and
+        # credentials may come from the environment: never reuse another store's client.
+        options.setdefault("skip_instance_cache", True)
         super().__init__(url, storage_options=options)
         self.bucket = self.root.split("/", 1)[0]
         self.concurrency = max(1, concurrency)
