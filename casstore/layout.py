@@ -12,6 +12,8 @@ MARKER = "casstore.json"
 OBJECTS = f"objects/{ALGORITHM}"
 REFS = "refs"
 TAGS = f"{REFS}/tags"
+PACKS = "packs"
+INDEX = "index"
 #: Where local stores stage temp files before publishing them by rename.
 TMP = "tmp"
 FORMAT_VERSION = 1
@@ -48,3 +50,26 @@ def digest_of_key(key: str) -> str | None:
 
 def tag_key(name: str) -> str:
     return f"{TAGS}/{name}"
+
+
+def pack_key(pack_digest: str) -> str:
+    """``packs/<2 hex>/<62 hex>``: a pack, named by the digest of its bytes."""
+    hexpart = pack_digest[len(PREFIX) :]
+    return f"{PACKS}/{hexpart[:2]}/{hexpart[2:]}"
+
+
+def index_key(pack_digest: str) -> str:
+    """``index/<64 hex>``: the index of the pack with that digest."""
+    return f"{INDEX}/{pack_digest[len(PREFIX) :]}"
+
+
+def pack_of_index_key(key: str) -> str | None:
+    """The pack digest an index key names, or None when the key is not an index."""
+    name = key.rsplit("/", 1)[-1]
+    if len(name) != HEX_LENGTH or name != name.lower():
+        return None
+    try:
+        int(name, 16)
+    except ValueError:
+        return None
+    return PREFIX + name

@@ -7,6 +7,7 @@ the backend. Keys come from :mod:`casstore.layout` only.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -35,10 +36,15 @@ from casstore.errors import (
     ObjectNotFound,
 )
 from casstore.objectfile import CHUNK_SIZE, Progress, Readable, VerifyingReader
+from casstore.packs import MAX_PACKED_SIZE, PackIndex, PackWriter, read_packed
 from casstore.refs import validate_ref_name
 
 if TYPE_CHECKING:
     from casstore.cache import ObjectCache
+
+
+#: Above this many digests, one listing of loose objects beats a HEAD each (on S3).
+LIST_INSTEAD_OF_HEAD = 1000
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Store:
         self.config = config or Config()
         #: A local read-through cache, for stores that are not on a local disk.
         self.cache: ObjectCache | None = None
+        self.packs = PackIndex(backend)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -141,21 +148,15 @@ class Store:
         )
 
     def put_many(self, items: Iterable[bytes]) -> list[ObjectInfo]:
-        """Store many small in-memory objects in one batch: one presence check for
-        all, then only the missing ones are written (concurrently on S3)."""
-        datas = list(items)
-        digests = [hash_bytes(data) for data in datas]
-        absent = set(self.missing(dict.fromkeys(digests)))
-        infos = []
-        to_write: dict[str, bytes] = {}
-        for digest, data in zip(digests, datas, strict=True):
-            payload, encoding = objectfile.encode_bytes(data, self.compression_level)
-            stored = objectfile.pack_header(encoding, len(data)) + payload
-            if digest in absent:
-                to_write[layout.object_key(digest)] = stored
-            infos.append(ObjectInfo(digest, len(data), len(stored), objectfile.ENCODINGS[encoding]))
-        self.backend.create_many(list(to_write.items()))
-        return infos
+        """Store many in-memory objects in one batch: small ones go into a pack, so
+        thousands cost a few requests (or syncs) instead of one each."""
+        with self.batch() as batch:
+            return [batch.put_bytes(data) for data in items]
+
+    def batch(self) -> Batch:
+        """A context for storing many objects: small ones are packed, and the
+        pack is published (durably) when the context exits without error."""
+        return Batch(self)
 
     def put_stream(
         self, stream: Readable, *, progress: Progress | None = None, check_present: bool = True
@@ -209,7 +210,17 @@ class Store:
         return self._open_stored(digest)
 
     def _open_stored(self, digest: str) -> VerifyingReader:
-        stored = self.backend.open_read(self._key(digest))
+        where = self.packs.get(digest)
+        if where is not None:
+            return VerifyingReader(io.BytesIO(read_packed(self.backend, digest, where)), digest)
+        try:
+            stored = self.backend.open_read(self._key(digest))
+        except ObjectNotFound:
+            # Another writer may have packed it since the indexes were read.
+            self.packs.refresh()
+            if digest not in self.packs:
+                raise ObjectNotFound(digest) from None
+            return self._open_stored(digest)
         try:
             return VerifyingReader(stored, digest)
         except BaseException:
@@ -265,28 +276,51 @@ class Store:
         return info
 
     def has(self, digest: str) -> bool:
-        return self.backend.exists(self._key(parse_digest(digest)))
+        digest = parse_digest(digest)
+        return digest in self.packs or self.backend.exists(self._key(digest))
 
     def missing(self, digests: Iterable[str]) -> list[str]:
-        """The digests not in the store, in order; checked in one batch (concurrent on S3)."""
-        wanted = [parse_digest(d) for d in digests]
+        """The digests not in the store, in order; checked in one batch.
+
+        Packed objects cost nothing to check. On S3 the rest are one HEAD each,
+        concurrent, or one listing when that takes fewer requests.
+        """
+        wanted = [d for d in (parse_digest(d) for d in digests) if d not in self.packs]
+        if not wanted:
+            return []
+        if not self.backend.requests_are_cheap and len(wanted) > LIST_INSTEAD_OF_HEAD:
+            loose = self.loose_digests()
+            return [d for d in wanted if d not in loose]
         present = self.backend.exists_many([self._key(d) for d in wanted])
         return [d for d, here in zip(wanted, present, strict=True) if not here]
+
+    def loose_digests(self) -> set[str]:
+        """Every object stored on its own (not in a pack): one listing."""
+        return {
+            digest
+            for key in self.backend.list(layout.OBJECTS)
+            if (digest := layout.digest_of_key(key)) is not None
+        }
 
     def stat(self, digest: str) -> ObjectInfo:
         """Size, stored size and encoding, from the header; the content is not read."""
         digest = parse_digest(digest)
+        where = self.packs.get(digest)
+        if where is not None:
+            stored = read_packed(self.backend, digest, where)
+            encoding, size = objectfile.unpack_header(stored, digest)
+            return ObjectInfo(digest, size, where.length, objectfile.ENCODINGS[encoding])
         key = self._key(digest)
         header = self.backend.read_range(key, 0, objectfile.HEADER_SIZE)
         encoding, size = objectfile.unpack_header(header, digest)
         return ObjectInfo(digest, size, self.backend.size(key), objectfile.ENCODINGS[encoding])
 
     def iter_digests(self) -> Iterator[str]:
-        """Every object's digest, in no particular order."""
-        for key in self.backend.list(layout.OBJECTS):
-            digest = layout.digest_of_key(key)
-            if digest is not None:
-                yield digest
+        """Every object's digest (loose or packed), in no particular order."""
+        loose = self.loose_digests()
+        yield from loose
+        self.packs.refresh()
+        yield from (d for d in self.packs.digests() if d not in loose)
 
     def delete(self, digest: str) -> None:
         """Remove the object. Anything still referencing it will fail to resolve."""
@@ -294,6 +328,10 @@ class Store:
         try:
             self.backend.delete(self._key(digest))
         except ObjectNotFound:
+            if digest in self.packs:
+                raise CasError(
+                    f"{digest} is in a pack: packed objects are removed by garbage collection"
+                ) from None
             raise ObjectNotFound(digest) from None
 
     # -- names --------------------------------------------------------------
@@ -317,11 +355,14 @@ class Store:
         hexpart = parse_prefix(spec)
         if len(hexpart) == HEX_LENGTH:
             return PREFIX + hexpart
-        matches = [
-            digest
-            for key in self.backend.list(layout.prefix_dir(hexpart))
-            if (digest := layout.digest_of_key(key)) and digest[len(PREFIX) :].startswith(hexpart)
-        ]
+        loose = (layout.digest_of_key(k) for k in self.backend.list(layout.prefix_dir(hexpart)))
+        matches = sorted(
+            {
+                digest
+                for digest in (*loose, *self.packs.digests())
+                if digest and digest[len(PREFIX) :].startswith(hexpart)
+            }
+        )
         if not matches:
             raise ObjectNotFound(spec, f"no object matches prefix {hexpart}")
         if len(matches) > 1:
@@ -359,6 +400,72 @@ class Store:
         prefix = len(layout.TAGS) + 1
         names = sorted(key[prefix:] for key in self.backend.list(layout.TAGS))
         return {name: self.tag_target(name) for name in names}
+
+
+class Batch:
+    """Many writes at once (see :meth:`Store.batch`): small objects go into packs.
+
+    Objects become visible when the batch is flushed: on leaving the ``with``
+    block, or with :meth:`flush`. A batch that fails publishes nothing more.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._writer = PackWriter(store.backend, store.packs)
+        self._loose: set[str] | None = None
+
+    def _present(self, digest: str) -> bool:
+        if digest in self.store.packs or self._writer.holds(digest):
+            return True
+        if self.store.backend.requests_are_cheap:
+            return self.store.backend.exists(layout.object_key(digest))
+        if self._loose is None:  # one listing instead of a request per object
+            self._loose = self.store.loose_digests()
+        return digest in self._loose
+
+    def put_bytes(self, data: bytes, *, known_absent: bool = False) -> ObjectInfo:
+        if len(data) > MAX_PACKED_SIZE:
+            return self.store.put_bytes(data)
+        digest = hash_bytes(data)
+        payload, encoding = objectfile.encode_bytes(data, self.store.compression_level)
+        info = ObjectInfo(
+            digest,
+            len(data),
+            objectfile.HEADER_SIZE + len(payload),
+            objectfile.ENCODINGS[encoding],
+        )
+        if known_absent or not self._present(digest):
+            self._writer.add(digest, objectfile.pack_header(encoding, len(data)) + payload)
+        return info
+
+    def put_file(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> ObjectInfo:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_PACKED_SIZE:
+                return self.store.put_stream(f, progress=progress)
+            data = f.read()
+        if progress is not None:
+            progress(len(data))
+        return self.put_bytes(data)
+
+    def put_stream(self, stream: Readable, *, size: int | None = None) -> ObjectInfo:
+        """Store a stream; pass ``size`` when known so small ones are packed."""
+        if size is not None and size <= MAX_PACKED_SIZE:
+            return self.put_bytes(stream.read(size))
+        return self.store.put_stream(stream)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self._writer.flush()
+        else:
+            self._writer.discard()
 
 
 def _attach_cache(store: Store) -> None:

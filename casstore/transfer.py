@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from casstore.closure import walk
 from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.packs import MAX_PACKED_SIZE
 
 if TYPE_CHECKING:
-    from casstore.store import Store
+    from casstore.store import Batch, Store
 
 #: Objects copied at once; each is one or a few requests on S3.
 DEFAULT_CONCURRENCY = 16
@@ -36,11 +37,14 @@ class TransferResult:
         return self.copied + self.present
 
 
-def copy_object(src: Store, dst: Store, digest: str) -> int:
-    """Copy one object, verified; returns its size."""
+def copy_object(src: Store, dst: Batch, digest: str, *, pack: bool = True) -> int:
+    """Copy one object, verified; returns its size. Small objects are packed."""
     with src.open(digest) as reader:
         # The reader raises at its end if the content is wrong, before dst publishes.
-        info = dst.put_stream(reader, check_present=False)
+        if pack and reader.size <= MAX_PACKED_SIZE:
+            info = dst.put_bytes(reader.read(), known_absent=True)
+        else:
+            info = dst.store.put_stream(reader, check_present=False)
     if info.digest != digest:  # pragma: no cover - the verifying reader guarantees this
         raise IntegrityError(f"{digest}: copied content hashes to {info.digest}")
     return info.size
@@ -84,15 +88,18 @@ def transfer(
         if on_object is not None:
             on_object(size)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = {d: pool.submit(copy_object, src, dst, d) for d in plain}
-        try:
-            for digest, future in futures.items():
-                done(digest, future.result())
-        except BaseException:
-            for future in futures.values():
-                future.cancel()
-            raise
-    for digest in records:  # in closure order: references first
-        done(digest, copy_object(src, dst, digest))
+    with dst.batch() as batch:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = {d: pool.submit(copy_object, src, batch, d) for d in plain}
+            try:
+                for digest, future in futures.items():
+                    done(digest, future.result())
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
+        # Everything a record references is published before the record itself.
+        batch.flush()
+        for digest in records:  # in closure order: references first, each on its own
+            done(digest, copy_object(src, batch, digest, pack=False))
     return result

@@ -11,6 +11,7 @@ import pytest
 from casstore import layout
 from casstore.digest import hash_bytes
 from casstore.errors import (
+    CasError,
     IntegrityError,
     InvalidDigest,
     InvalidRefName,
@@ -92,6 +93,49 @@ class TestStoreConformance:
         assert store.missing(digests) == []
         for data, digest in zip(datas, digests, strict=True):
             assert store.get_bytes(digest) == data
+
+    def test_packed_objects_behave_like_loose_ones(self, store: Store, tmp_path: Path) -> None:
+        datas = [payload(3000 + i, seed=i, compressible=i % 2 == 0) for i in range(30)]
+        infos = store.put_many(datas)
+        assert list(store.backend.list(layout.OBJECTS)) == []  # all in a pack
+        digests = [i.digest for i in infos]
+        assert set(store.iter_digests()) == set(digests)
+        fresh = open_store(store.url)  # another process: finds them through the index
+        for data, info in zip(datas, infos, strict=True):
+            assert fresh.has(info.digest)
+            assert fresh.stat(info.digest) == info
+            assert fresh.get_bytes(info.digest) == data
+            fresh.verify(info.digest)
+        assert fresh.resolve(digests[3][7:19]) == digests[3]
+        out = tmp_path / "out"
+        fresh.get_file(digests[0], out)
+        assert out.read_bytes() == datas[0]
+        with pytest.raises(CasError, match="garbage collection"):
+            fresh.delete(digests[0])
+
+    def test_corrupt_pack_is_detected(self, store: Store) -> None:
+        infos = store.put_many([payload(5000, seed=i) for i in range(3)])
+        (pack_key,) = list(store.backend.list(layout.PACKS))
+        stored = bytearray(store.backend.read_bytes(pack_key))
+        stored[-1] ^= 1  # the last object's last byte
+        store.backend.write_bytes(pack_key, bytes(stored))
+        fresh = open_store(store.url)
+        assert fresh.get_bytes(infos[0].digest) == payload(5000, seed=0)
+        with pytest.raises(IntegrityError):
+            fresh.get_bytes(infos[2].digest)
+        with pytest.raises(IntegrityError):
+            fresh.verify(infos[2].digest)
+        store.backend.write_bytes(pack_key, bytes(stored[:100]))
+        with pytest.raises(IntegrityError, match="truncated"):
+            open_store(store.url).get_bytes(infos[1].digest)
+
+    def test_a_pack_without_its_index_is_invisible(self, store: Store) -> None:
+        info = store.put_many([b"packed once"])[0]
+        (index_key,) = list(store.backend.list(layout.INDEX))
+        store.backend.delete(index_key)
+        fresh = open_store(store.url)
+        assert not fresh.has(info.digest)
+        assert fresh.missing([info.digest]) == [info.digest]
 
     def test_open_streams_in_pieces(self, store: Store) -> None:
         data = payload(2 * CHUNK_SIZE + 5, compressible=True)

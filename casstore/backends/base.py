@@ -18,6 +18,8 @@ class Backend(ABC):
     """Keys to bytes. Missing keys raise ``ObjectNotFound``; other failures ``BackendError``."""
 
     url: str
+    #: False where every request has a real cost (S3): then listings replace many checks.
+    requests_are_cheap = True
 
     @abstractmethod
     def open_read(self, key: str) -> BinaryIO:
