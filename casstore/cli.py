@@ -118,6 +118,8 @@ def _info_json(info: ObjectInfo, **extra: object) -> dict[str, object]:
 
 def cmd_put(args: argparse.Namespace) -> int:
     store = _open(args)
+    if args.tree:
+        return _put_trees(args, store)
     for path in args.paths:
         if path == "-":
             with _progress("put -", None) as bar:
@@ -142,6 +144,73 @@ def cmd_put(args: argparse.Namespace) -> int:
 SPOOL_LIMIT = 64 << 20
 
 
+def _put_trees(args: argparse.Namespace, store: Store) -> int:
+    for source in args.paths:
+        with _progress(f"put {os.path.basename(source) or source}", None) as bar:
+            info = store.put_tree(source, progress=bar)
+        if args.json:
+            _print_json(_tree_json(info, source))
+        else:
+            print(f"{info.digest}  {source}")
+    return EXIT_OK
+
+
+def _tree_json(info: Any, source: str) -> dict[str, object]:
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "path": source,
+        "files": info.files,
+        "file_bytes": info.file_bytes,
+    }
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    from casstore.config import load_config, parse_size
+    from casstore.snapshot import tree_digest
+
+    limit = parse_size(load_config().file.tree.max_bytes)
+    for source in args.sources:
+        info = tree_digest(source, max_bytes=limit)
+        if args.json:
+            _print_json(_tree_json(info, source))
+        else:
+            print(f"{info.digest}  {source}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from casstore.progress import human_bytes
+    from casstore.treediff import diff_trees
+
+    store = _open(args)
+    a, b = store.resolve(args.a), store.resolve(args.b)
+    result = diff_trees(store, a, b)
+    if args.json:
+        _print_json(
+            {"a": a, "b": b, "changes": [c.as_json() for c in result.changes], **result.summary()}
+        )
+        return EXIT_OK
+    for change in result.changes:
+        if change.old is None:
+            assert change.new is not None
+            print(f"+ {change.path}  ({_entry_size(change.new, human_bytes)})")
+        elif change.new is None:
+            print(f"- {change.path}  ({_entry_size(change.old, human_bytes)})")
+        else:
+            old, new = _entry_size(change.old, human_bytes), _entry_size(change.new, human_bytes)
+            print(f"M {change.path}  ({old} -> {new})")
+    counts = result.summary()
+    print(f"{counts['added']} added, {counts['removed']} removed, {counts['modified']} modified")
+    return EXIT_OK
+
+
+def _entry_size(entry: Any, human: Callable[[float], str]) -> str:
+    if entry.type == "file":
+        return human(entry.size) + (", executable" if entry.executable else "")
+    return f"symlink -> {entry.target}" if entry.type == "symlink" else "empty folder"
+
+
 def _write_verified_to_stdout(store: Store, digest: str) -> None:
     """Write an object to stdout; no byte goes out before the whole object verified."""
     out = sys.stdout.buffer
@@ -160,6 +229,12 @@ def _write_verified_to_stdout(store: Store, digest: str) -> None:
 def cmd_get(args: argparse.Namespace) -> int:
     store = _open(args)
     digest = store.resolve(args.digest)
+    if _is_tree(store, digest) and args.output not in (None, "-"):
+        fmt = store.get_tree(digest, args.output, format=args.format, force=args.force)
+        print(f"{digest}  {args.output} ({fmt})")
+        return EXIT_OK
+    if args.format:
+        raise UsageError("--format applies to trees only")
     if args.output in (None, "-"):
         _write_verified_to_stdout(store, digest)
         return EXIT_OK
@@ -169,6 +244,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     with _progress(f"get {os.path.basename(args.output)}", total) as bar:
         store.get_file(digest, args.output, progress=bar)
     return EXIT_OK
+
+
+def _is_tree(store: Store, digest: str) -> bool:
+    from casstore.tree import is_tree
+
+    with store.open(digest) as reader:
+        return is_tree(reader.read(32))
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
@@ -362,10 +444,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("put", cmd_put, "store files (or - for stdin) and print their digests")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files to store; - reads stdin")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.add_argument(
+        "--tree",
+        action="store_true",
+        help="store a snapshot as a tree: PATH is a folder, .zip, .tar, .tar.gz or .tar.zst "
+        "(detected from content), or - for a tar stream on stdin",
+    )
+
+    p = add("tree", cmd_tree, "print the tree digest of a snapshot, storing nothing")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, zip, tar[.gz|.zst], -")
+    p.add_argument("--json", action="store_true", help="one JSON object per source")
+
+    p = add("diff", cmd_diff, "show which paths differ between two trees")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("get", cmd_get, "write an object's verified content to a file or stdout")
     p.add_argument("digest", metavar="DIGEST")
     p.add_argument("-o", "--output", metavar="PATH", help="file to write (default stdout)")
+    p.add_argument(
+        "--format",
+        choices=["dir", "zip", "tar", "tar.gz", "tar.zst"],
+        help="for a tree: what to write (default: from PATH's suffix, else a folder)",
+    )
+    p.add_argument("--force", action="store_true", help="for a tree: write into a non-empty folder")
 
     p = add("cat", cmd_cat, "write objects' verified content to stdout")
     p.add_argument("digests", nargs="+", metavar="DIGEST")

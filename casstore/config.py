@@ -49,11 +49,17 @@ class CacheSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     enabled: bool = True
 
 
+class TreeSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: What a snapshot may unpack to before it is refused as a decompression bomb.
+    max_bytes: str = "1TiB"
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     store: StoreSection = msgspec.field(default_factory=StoreSection)
     s3: S3Section = msgspec.field(default_factory=S3Section)
     remotes: dict[str, RemoteSection] = msgspec.field(default_factory=dict)
     cache: CacheSection = msgspec.field(default_factory=CacheSection)
+    tree: TreeSection = msgspec.field(default_factory=TreeSection)
 
 
 @dataclass(frozen=True)

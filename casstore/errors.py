@@ -51,3 +51,7 @@ class BackendError(CasError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "storage backend error"
+
+
+class ArchiveError(CasError, ValueError):
+    """A snapshot source (folder or archive) is unsafe, malformed or too large."""

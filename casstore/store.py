@@ -41,6 +41,7 @@ from casstore.refs import validate_ref_name
 
 if TYPE_CHECKING:
     from casstore.cache import ObjectCache
+    from casstore.snapshot import TreeInfo
 
 
 #: Above this many digests, one listing of loose objects beats a HEAD each (on S3).
@@ -333,6 +334,39 @@ class Store:
                     f"{digest} is in a pack: packed objects are removed by garbage collection"
                 ) from None
             raise ObjectNotFound(digest) from None
+
+    # -- trees --------------------------------------------------------------
+
+    def put_tree(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> TreeInfo:
+        """Store a snapshot (folder, zip, tar, tar.gz, tar.zst, or ``-`` for a tar on
+        stdin) as a tree: every file as a blob, then the tree record."""
+        from casstore.snapshot import put_tree
+
+        return put_tree(self, source, max_bytes=self._max_bytes(max_bytes), progress=progress)
+
+    def get_tree(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        force: bool = False,
+    ) -> str:
+        """Materialise a tree as a folder or an archive (format from ``dest``'s suffix)."""
+        from casstore.materialize import get_tree
+
+        return get_tree(self, parse_digest(digest), dest, fmt=format, force=force)
+
+    def _max_bytes(self, given: int | None) -> int:
+        from casstore.config import parse_size
+
+        return given if given is not None else parse_size(self.config.file.tree.max_bytes)
 
     # -- names --------------------------------------------------------------
 

@@ -1,0 +1,136 @@
+"""The tree record: a snapshot as canonical bytes, independent of its container.
+
+A tree lists regular files (size, digest, executable bit), symlinks (target)
+and empty directories, sorted by the UTF-8 bytes of their paths. Nothing else
+(mtimes, owners, other permission bits, member order, compression) is
+recorded, so one filesystem state has one digest (``docs/FORMAT.md``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from casstore.digest import parse_digest
+from casstore.errors import ArchiveError, IntegrityError, InvalidDigest
+
+KIND = "tree/1"
+Kind = Literal["file", "symlink", "dir"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    type: Kind
+    size: int = 0
+    digest: str = ""
+    executable: bool = False
+    target: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        # Key order is part of the canonical encoding.
+        if self.type == "file":
+            out: dict[str, Any] = {
+                "path": self.path,
+                "type": "file",
+                "size": self.size,
+                "digest": self.digest,
+            }
+            if self.executable:
+                out["executable"] = True
+            return out
+        if self.type == "symlink":
+            return {"path": self.path, "type": "symlink", "target": self.target}
+        return {"path": self.path, "type": "dir"}
+
+
+def normalize_path(name: str, member: str | None = None) -> str:
+    """A safe relative POSIX path, or ArchiveError naming the member."""
+    what = member if member is not None else name
+    if "\x00" in name:
+        raise ArchiveError(f"{what!r}: a path with a NUL byte")
+    path = name
+    if path.startswith("/"):
+        raise ArchiveError(f"{what!r}: an absolute path")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError(f"{what!r}: a path that climbs out with '..'")
+    if not parts:
+        return ""
+    return "/".join(parts)
+
+
+def _sort_key(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def encode(entries: list[Entry]) -> bytes:
+    """The canonical bytes of a tree record. Entries are checked and sorted here."""
+    ordered = sorted(entries, key=lambda e: _sort_key(e.path))
+    check(ordered)
+    record = {"casstore": KIND, "entries": [e.as_record() for e in ordered]}
+    try:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArchiveError(f"a path that is not valid UTF-8: {exc.object!r}") from None
+
+
+def check(ordered: list[Entry]) -> None:
+    """No duplicates, and nothing stored below a symlink or a file."""
+    leaves: set[str] = set()
+    previous = None
+    for entry in ordered:
+        if not entry.path:
+            raise ArchiveError("an entry with an empty path")
+        if entry.path == previous:
+            raise ArchiveError(f"{entry.path!r}: the same path twice")
+        previous = entry.path
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in leaves:
+                raise ArchiveError(
+                    f"{entry.path!r}: written through the symlink or file {parent!r}"
+                )
+        if entry.type != "dir":
+            leaves.add(entry.path)
+
+
+def decode(data: bytes, digest: str = "tree") -> list[Entry]:
+    """Entries of a stored tree record; IntegrityError when it is not one."""
+    try:
+        record = json.loads(data)
+        if record.get("casstore") != KIND:
+            raise IntegrityError(f"{digest} is not a tree (it is {record.get('casstore')!r})")
+        entries = [_entry(item) for item in record["entries"]]
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidDigest) as exc:
+        raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
+    for entry in entries:
+        if normalize_path(entry.path) != entry.path:
+            raise IntegrityError(f"{digest}: unsafe path {entry.path!r} in a tree record")
+    try:
+        check(entries)
+    except ArchiveError as exc:
+        raise IntegrityError(f"{digest}: {exc}") from None
+    return entries
+
+
+def _entry(item: dict[str, Any]) -> Entry:
+    kind = item["type"]
+    if kind == "file":
+        size = item["size"]
+        if not isinstance(size, int) or size < 0:
+            raise ValueError(f"bad size {size!r}")
+        return Entry(
+            item["path"], "file", size, parse_digest(item["digest"]), bool(item.get("executable"))
+        )
+    if kind == "symlink":
+        return Entry(item["path"], "symlink", target=str(item["target"]))
+    if kind == "dir":
+        return Entry(item["path"], "dir")
+    raise ValueError(f"unknown entry type {kind!r}")
+
+
+def is_tree(head: bytes) -> bool:
+    return head.startswith(b'{"casstore":"' + KIND.encode() + b'"')
