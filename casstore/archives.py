@@ -15,11 +15,12 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from casstore.errors import ArchiveError
+from casstore.errors import ArchiveError, CasError
 from casstore.tree import Kind, normalize_path
 
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
@@ -182,22 +183,36 @@ def _looks_like_tar(head: bytes) -> bool:
     return True
 
 
-def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+@contextmanager
+def corrupt_as_archive_error(what: str) -> Iterator[None]:
+    """Decompressor and container errors, while reading ``what``, as one ArchiveError."""
+    import zlib
+
+    import zstandard
+
     try:
+        yield
+    except CasError:
+        raise  # the store's own failures (a full disk) are not the archive's
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zlib.error,
+        zstandard.ZstdError,
+        EOFError,
+        OSError,
+    ) as exc:
+        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
+
+
+def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+    with corrupt_as_archive_error(what):
         source = _decompressed(stream, what)
         with tarfile.open(fileobj=source, mode="r|", errors="surrogateescape") as archive:
             for info in archive:
                 member = _tar_member(info, archive, counter)
                 if member is not None:
                     yield member
-    except ArchiveError:
-        raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
-    except Exception as exc:  # zstandard reports corrupt frames with its own error type
-        if type(exc).__module__.startswith("zstd"):
-            raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
-        raise
 
 
 def _tar_member(

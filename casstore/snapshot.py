@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 from blake3 import blake3
 
 from casstore import tree
-from casstore.archives import DEFAULT_MAX_BYTES, Member, read_members
+from casstore.archives import (
+    DEFAULT_MAX_BYTES,
+    Member,
+    corrupt_as_archive_error,
+    read_members,
+)
 from casstore.digest import PREFIX
 from casstore.errors import ArchiveError
 from casstore.objectfile import CHUNK_SIZE
@@ -63,7 +68,9 @@ def build(
                 )
             entry = Entry(member.path, "file", linked.size, linked.digest, linked.executable)
         else:
-            entry = Entry(member.path, "file", member.size, sink(member), member.executable)
+            with corrupt_as_archive_error(repr(member.path)):
+                digest = sink(member)
+            entry = Entry(member.path, "file", member.size, digest, member.executable)
             total += member.size
             if progress is not None:
                 progress(member.size)

@@ -107,7 +107,11 @@ def decode(data: bytes, digest: str = "tree") -> list[Entry]:
     except (ValueError, KeyError, TypeError, AttributeError, InvalidDigest) as exc:
         raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
     for entry in entries:
-        if normalize_path(entry.path) != entry.path:
+        try:
+            safe = normalize_path(entry.path) == entry.path
+        except ArchiveError:
+            safe = False
+        if not safe:
             raise IntegrityError(f"{digest}: unsafe path {entry.path!r} in a tree record")
     try:
         check(entries)
