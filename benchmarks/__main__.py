@@ -8,7 +8,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from benchmarks import put_get, s3
+from benchmarks import put_get, s3, trees
 
 
 def main() -> int:
@@ -29,6 +29,11 @@ def main() -> int:
     for result in put_get.run(workdir / "put_get", size=args.size_mib << 20, runs=args.runs):
         print(result.line())
         failed |= result.ratio < result.target
+    print("\n# snapshots as trees")
+    trees_result = trees.run(workdir / "trees", runs=args.runs)
+    for line in trees_result.lines():
+        print(line)
+    failed |= trees_result.ingest_ratio < trees.INGEST_TARGET or trees_result.diff_seconds >= 1
     print(f"\n# S3 on SeaweedFS: {s3.COUNT} objects of {s3.SIZE} bytes")
     rates = s3.run(workdir / "s3")
     for rate in rates:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, BinaryIO, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 from blake3 import blake3
 
@@ -86,11 +87,22 @@ def _compressor(level: int, threads: int) -> object:
     return zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=False)
 
 
+_local = threading.local()
+
+
+def one_shot_compressor(level: int) -> Any:
+    # A compressor holds megabytes of context: one per thread and level, reused.
+    cache = _local.__dict__.setdefault("compressors", {})
+    if level not in cache:
+        import zstandard
+
+        cache[level] = zstandard.ZstdCompressor(level=level, write_checksum=False)
+    return cache[level]
+
+
 def encode_bytes(data: bytes, level: int) -> tuple[bytes, int]:
     """Return (stored payload without header, encoding) for small in-memory content."""
-    import zstandard
-
-    compressed = zstandard.ZstdCompressor(level=level, write_checksum=False).compress(data)
+    compressed = one_shot_compressor(level).compress(data)
     if data and len(compressed) <= len(data) * (1 - MIN_SAVING):
         return compressed, ZSTD
     return data, RAW

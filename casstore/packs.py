@@ -1,12 +1,14 @@
 """Packs: many small objects in one file, as restic and kopia do.
 
 Storing thousands of small files one object each costs a sync (locally) or a
-request (on S3) per file. Batched writes put small objects in a pack instead:
-the concatenation of their stored forms (header and payload, exactly as a
-loose object), published atomically, then an index listing where each object
-lies. A pack without an index is invisible, so a crash leaves at worst an
-unreferenced pack. Digests never change: a packed object reads and verifies
-like a loose one (``docs/FORMAT.md``).
+request (on S3) per file. Batched writes put small objects in a pack instead.
+A pack is a sequence of zstd frames ("blocks"), each the concatenated content
+of several objects, compressed together on every core. An index, published
+only after its pack, says where each object lies: the block's offset and
+length in the pack, and the object's offset and length inside the
+decompressed block. A pack without an index is invisible, so a crash leaves
+at worst an unreferenced pack. Digests never change: a packed object reads
+and verifies like a loose one (``docs/FORMAT.md``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import os
 import struct
 import tempfile
 import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from blake3 import blake3
 
@@ -27,18 +32,22 @@ from casstore.errors import IntegrityError, ObjectNotFound
 
 #: Objects up to this size are packed when written in a batch.
 MAX_PACKED_SIZE = 1 << 20
-#: A pack is closed once it holds this many bytes.
-TARGET_PACK_SIZE = 32 << 20
+#: Content gathered into one compressed block.
+BLOCK_SIZE = 1 << 20
+#: A pack is closed once it holds this many compressed bytes.
+TARGET_PACK_SIZE = 64 << 20
 
 INDEX_MAGIC = b"CASI"
 INDEX_VERSION = 1
 _INDEX_HEADER = struct.Struct("<4sBxxxQ")
-_ENTRY = struct.Struct("<32sQQ")
+_ENTRY = struct.Struct("<32sQIII")
 
 
 @dataclass(frozen=True)
 class Location:
     pack: str
+    block_offset: int
+    block_length: int
     offset: int
     length: int
 
@@ -47,16 +56,20 @@ class Location:
         return layout.pack_key(self.pack)
 
 
-def encode_index(entries: list[tuple[str, int, int]]) -> bytes:
-    """Index bytes: header, then (digest, offset, length) sorted by digest."""
-    rows = sorted(entries)
-    out = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, len(rows)))
-    for digest, offset, length in rows:
-        out += _ENTRY.pack(bytes.fromhex(digest[len(PREFIX) :]), offset, length)
+Row = tuple[str, int, int, int, int]
+
+
+def encode_index(rows: list[Row]) -> bytes:
+    """Index bytes: header, then (digest, block offset, block length, offset, length)
+    sorted by digest."""
+    ordered = sorted(rows)
+    out = bytearray(_INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, len(ordered)))
+    for digest, *where in ordered:
+        out += _ENTRY.pack(bytes.fromhex(digest[len(PREFIX) :]), *where)
     return bytes(out)
 
 
-def decode_index(data: bytes, what: str) -> list[tuple[str, int, int]]:
+def decode_index(data: bytes, what: str) -> list[Row]:
     if len(data) < _INDEX_HEADER.size:
         raise IntegrityError(f"{what}: pack index is truncated")
     magic, version, count = _INDEX_HEADER.unpack_from(data)
@@ -65,8 +78,8 @@ def decode_index(data: bytes, what: str) -> list[tuple[str, int, int]]:
     if len(data) != _INDEX_HEADER.size + count * _ENTRY.size:
         raise IntegrityError(f"{what}: pack index has the wrong length for {count} entries")
     return [
-        (PREFIX + raw.hex(), offset, length)
-        for raw, offset, length in _ENTRY.iter_unpack(data[_INDEX_HEADER.size :])
+        (PREFIX + raw.hex(), *where)
+        for raw, *where in _ENTRY.iter_unpack(data[_INDEX_HEADER.size :])
     ]
 
 
@@ -79,6 +92,7 @@ class PackIndex:
         self._loaded: set[str] = set()
         self._lock = threading.Lock()
         self._ever_loaded = False
+        self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     def refresh(self) -> None:
         """Read the indexes written since the last look (by this or another writer)."""
@@ -88,9 +102,12 @@ class PackIndex:
                 pack = layout.pack_of_index_key(key)
                 if pack is None or pack in self._loaded:
                     continue
-                for digest, offset, length in decode_index(self._backend.read_bytes(key), key):
-                    self._where.setdefault(digest, Location(pack, offset, length))
-                self._loaded.add(pack)
+                self._add(pack, decode_index(self._backend.read_bytes(key), key))
+
+    def _add(self, pack: str, rows: list[Row]) -> None:
+        for digest, *where in rows:
+            self._where.setdefault(digest, Location(pack, *where))
+        self._loaded.add(pack)
 
     def _ensure(self) -> None:
         if not self._ever_loaded:
@@ -107,77 +124,141 @@ class PackIndex:
         self._ensure()
         return list(self._where)
 
-    def add(self, pack: str, entries: list[tuple[str, int, int]]) -> None:
+    def add(self, pack: str, rows: list[Row]) -> None:
         with self._lock:
-            for digest, offset, length in entries:
-                self._where.setdefault(digest, Location(pack, offset, length))
-            self._loaded.add(pack)
+            self._add(pack, rows)
+
+    def read(self, digest: str, where: Location) -> bytes:
+        """The (unverified) content of a packed object; the caller verifies it."""
+        block_id = (where.pack, where.block_offset)
+        with self._lock:
+            block = self._blocks.get(block_id)
+        if block is None:
+            block = self._read_block(digest, where)
+            with self._lock:
+                # A few blocks stay decoded: materialising reads neighbours in turn.
+                self._blocks[block_id] = block
+                while len(self._blocks) > 4:
+                    self._blocks.popitem(last=False)
+        return block[where.offset : where.offset + where.length]
+
+    def _read_block(self, digest: str, where: Location) -> bytes:
+        import zstandard
+
+        end = where.block_offset + where.block_length
+        try:
+            frame = self._backend.read_range(where.key, where.block_offset, end)
+        except ObjectNotFound:
+            raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
+        if len(frame) != where.block_length:
+            raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
+        try:
+            # A block holds at most BLOCK_SIZE plus one object: more is not ours.
+            limit = BLOCK_SIZE + MAX_PACKED_SIZE
+            return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=limit))
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(
+                f"{digest}: a corrupt block in pack {where.pack} ({exc})"
+            ) from None
 
 
 class PackWriter:
-    """Collects stored objects into packs; publishes each pack, then its index."""
+    """Gathers small objects into blocks, compresses blocks on every core, writes
+    them in order to a pack, and publishes the pack, then its index."""
 
-    def __init__(self, backend: Backend, index: PackIndex, target: int = TARGET_PACK_SIZE) -> None:
+    def __init__(self, backend: Backend, index: PackIndex, level: int) -> None:
         self._backend = backend
         self._index = index
-        self._target = target
-        self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._level = level
+        workers = os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="casstore-pack")
+        # Bounds memory: blocks waiting to be compressed or written.
+        self._slots = threading.BoundedSemaphore(2 * workers)
+        self._lock = threading.RLock()
+        self._block = bytearray()
+        self._block_rows: list[tuple[str, int, int]] = []
+        self._sealed: list[tuple[Future[bytes], list[tuple[str, int, int]]]] = []
+        self._file: IO[bytes] | None = None
         self._hasher = blake3()
-        self._entries: list[tuple[str, int, int]] = []
+        self._rows: list[Row] = []
         self._pending: set[str] = set()
-        self._lock = threading.Lock()
 
     def holds(self, digest: str) -> bool:
         return digest in self._pending
 
-    def add(self, digest: str, stored: bytes) -> None:
+    def add(self, digest: str, content: bytes) -> None:
         with self._lock:
-            if digest in self._pending:
-                return
+            self._add(digest, content)
+
+    def _add(self, digest: str, content: bytes) -> None:
+        if digest in self._pending:
+            return
+        self._pending.add(digest)
+        self._block_rows.append((digest, len(self._block), len(content)))
+        self._block += content
+        if len(self._block) >= BLOCK_SIZE:
+            self._seal()
+
+    def _compress(self, block: bytes) -> bytes:
+        from casstore.objectfile import one_shot_compressor
+
+        try:
+            return bytes(one_shot_compressor(self._level).compress(block))
+        finally:
+            self._slots.release()
+
+    def _seal(self) -> None:
+        if not self._block_rows:
+            return
+        self._slots.acquire()
+        block, rows = bytes(self._block), self._block_rows
+        self._block, self._block_rows = bytearray(), []
+        self._sealed.append((self._pool.submit(self._compress, block), rows))
+        self._write_ready(wait=False)
+
+    def _write_ready(self, wait: bool) -> None:
+        """Append compressed blocks to the pack file, in order."""
+        while self._sealed and (wait or self._sealed[0][0].done()):
+            future, rows = self._sealed.pop(0)
+            frame = future.result()
             if self._file is None:
                 self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives until flush()
                     dir=self._backend.staging_dir(), prefix=".tmp-pack-", delete=False
                 )
             offset = self._file.tell()
-            self._file.write(stored)
-            self._hasher.update(stored)
-            self._entries.append((digest, offset, len(stored)))
-            self._pending.add(digest)
-            full = offset + len(stored) >= self._target
-        if full:
-            self.flush()
+            self._file.write(frame)
+            self._hasher.update(frame)
+            self._rows.extend((d, offset, len(frame), o, n) for d, o, n in rows)
+            if self._file.tell() >= TARGET_PACK_SIZE:
+                self._publish()
 
     def flush(self) -> None:
-        """Publish the open pack (synced) and then its index. Idempotent."""
+        """Publish everything added so far (pack synced, then its index)."""
         with self._lock:
-            if self._file is None:
-                return
-            file, entries, hasher = self._file, self._entries, self._hasher
-            self._file, self._entries, self._hasher = None, [], blake3()
-            self._pending = set()
+            self._seal()
+            self._write_ready(wait=True)
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._file is None:
+            return
+        file, rows, hasher = self._file, self._rows, self._hasher
+        self._file, self._rows, self._hasher = None, [], blake3()
         file.flush()
         os.fsync(file.fileno())
         file.close()
         pack = PREFIX + hasher.hexdigest()
         self._backend.publish(Path(file.name), layout.pack_key(pack))
         # Only now may anything point into the pack.
-        self._backend.create_many([(layout.index_key(pack), encode_index(entries))])
-        self._index.add(pack, entries)
+        self._backend.create_many([(layout.index_key(pack), encode_index(rows))])
+        self._index.add(pack, rows)
+        self._pending.difference_update(digest for digest, *_ in rows)
 
-    def discard(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                Path(self._file.name).unlink(missing_ok=True)
-            self._file, self._entries, self._pending = None, [], set()
-
-
-def read_packed(backend: Backend, digest: str, where: Location) -> bytes:
-    """The stored form of a packed object (header and payload)."""
-    try:
-        data = backend.read_range(where.key, where.offset, where.offset + where.length)
-    except ObjectNotFound:
-        raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
-    if len(data) != where.length:
-        raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
-    return data
+    def close(self, *, discard: bool) -> None:
+        for future, _rows in self._sealed:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if discard and self._file is not None:
+            self._file.close()
+            Path(self._file.name).unlink(missing_ok=True)
+            self._file = None

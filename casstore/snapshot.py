@@ -23,7 +23,7 @@ from casstore.archives import (
 from casstore.digest import PREFIX
 from casstore.errors import ArchiveError
 from casstore.objectfile import CHUNK_SIZE
-from casstore.tree import Entry
+from casstore.tree import Entry, Kind
 
 if TYPE_CHECKING:
     from casstore.store import Store
@@ -53,12 +53,12 @@ def build(
 
     Returns (record bytes, file count, total file bytes).
     """
-    entries: list[Entry] = []
-    files: dict[str, Entry] = {}
+    pending: list[tuple[str, Kind, int, str, bool, str]] = []
+    files: dict[str, int] = {}
     total = 0
     for member in read_members(source, max_bytes=max_bytes):
         if member.type != "file":
-            entries.append(Entry(member.path, member.type, target=member.target))
+            pending.append((member.path, member.type, 0, "", False, member.target))
             continue
         if member.hardlink:
             linked = files.get(member.hardlink)
@@ -66,16 +66,17 @@ def build(
                 raise ArchiveError(
                     f"{member.path!r}: a hard link to {member.hardlink!r}, not seen before it"
                 )
-            entry = Entry(member.path, "file", linked.size, linked.digest, linked.executable)
+            _, _, size, digest, executable, _ = pending[linked]
         else:
             with corrupt_as_archive_error(repr(member.path)):
                 digest = sink(member)
-            entry = Entry(member.path, "file", member.size, digest, member.executable)
-            total += member.size
+            size, executable = member.size, member.executable
+            total += size
             if progress is not None:
-                progress(member.size)
-        files[member.path] = entry
-        entries.append(entry)
+                progress(size)
+        files[member.path] = len(pending)
+        pending.append((member.path, "file", size, digest, executable, ""))
+    entries = [Entry(*row) for row in pending]
     # Folders that hold something are implied by their contents: only empty ones stay.
     parents: set[str] = set()
     for entry in entries:
@@ -110,7 +111,7 @@ def put_tree(
 
         def store_member(member: Member) -> str:
             assert member.content is not None
-            return batch.put_stream(member.content, size=member.size).digest
+            return batch.put_stream(member.content, size=member.size)
 
         record, files, total = build(source, store_member, max_bytes=max_bytes, progress=progress)
         batch.flush()  # every blob is published before the record that names them

@@ -36,7 +36,7 @@ from casstore.errors import (
     ObjectNotFound,
 )
 from casstore.objectfile import CHUNK_SIZE, Progress, Readable, VerifyingReader
-from casstore.packs import MAX_PACKED_SIZE, PackIndex, PackWriter, read_packed
+from casstore.packs import MAX_PACKED_SIZE, PackIndex, PackWriter
 from casstore.refs import validate_ref_name
 
 if TYPE_CHECKING:
@@ -148,9 +148,12 @@ class Store:
             objectfile.ENCODINGS[encoding],
         )
 
-    def put_many(self, items: Iterable[bytes]) -> list[ObjectInfo]:
-        """Store many in-memory objects in one batch: small ones go into a pack, so
-        thousands cost a few requests (or syncs) instead of one each."""
+    def put_many(self, items: Iterable[bytes]) -> list[str]:
+        """Store many in-memory objects in one batch; returns their digests.
+
+        Small ones go into a pack, so thousands cost a few requests (or syncs)
+        instead of one each.
+        """
         with self.batch() as batch:
             return [batch.put_bytes(data) for data in items]
 
@@ -213,7 +216,9 @@ class Store:
     def _open_stored(self, digest: str) -> VerifyingReader:
         where = self.packs.get(digest)
         if where is not None:
-            return VerifyingReader(io.BytesIO(read_packed(self.backend, digest, where)), digest)
+            content = self.packs.read(digest, where)
+            header = objectfile.pack_header(objectfile.RAW, where.length)
+            return VerifyingReader(io.BytesIO(header + content), digest)
         try:
             stored = self.backend.open_read(self._key(digest))
         except ObjectNotFound:
@@ -308,9 +313,8 @@ class Store:
         digest = parse_digest(digest)
         where = self.packs.get(digest)
         if where is not None:
-            stored = read_packed(self.backend, digest, where)
-            encoding, size = objectfile.unpack_header(stored, digest)
-            return ObjectInfo(digest, size, where.length, objectfile.ENCODINGS[encoding])
+            # Packed objects are compressed by the block: their stored size is a share.
+            return ObjectInfo(digest, where.length, where.length, "packed")
         key = self._key(digest)
         header = self.backend.read_range(key, 0, objectfile.HEADER_SIZE)
         encoding, size = objectfile.unpack_header(header, digest)
@@ -437,7 +441,8 @@ class Store:
 
 
 class Batch:
-    """Many writes at once (see :meth:`Store.batch`): small objects go into packs.
+    """Many writes at once (see :meth:`Store.batch`): small objects go into packs,
+    whose blocks are compressed on every core while the caller reads on.
 
     Objects become visible when the batch is flushed: on leaving the ``with``
     block, or with :meth:`flush`. A batch that fails publishes nothing more.
@@ -445,7 +450,7 @@ class Batch:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._writer = PackWriter(store.backend, store.packs)
+        self._writer = PackWriter(store.backend, store.packs, store.compression_level)
         self._loose: set[str] | None = None
 
     def _present(self, digest: str) -> bool:
@@ -457,37 +462,29 @@ class Batch:
             self._loose = self.store.loose_digests()
         return digest in self._loose
 
-    def put_bytes(self, data: bytes, *, known_absent: bool = False) -> ObjectInfo:
+    def put_bytes(self, data: bytes, *, known_absent: bool = False) -> str:
+        """Store ``data``; returns its digest. Small objects are published by :meth:`flush`."""
         if len(data) > MAX_PACKED_SIZE:
-            return self.store.put_bytes(data)
+            return self.store.put_bytes(data).digest
         digest = hash_bytes(data)
-        payload, encoding = objectfile.encode_bytes(data, self.store.compression_level)
-        info = ObjectInfo(
-            digest,
-            len(data),
-            objectfile.HEADER_SIZE + len(payload),
-            objectfile.ENCODINGS[encoding],
-        )
         if known_absent or not self._present(digest):
-            self._writer.add(digest, objectfile.pack_header(encoding, len(data)) + payload)
-        return info
+            self._writer.add(digest, data)
+        return digest
 
-    def put_file(
-        self, path: str | os.PathLike[str], *, progress: Progress | None = None
-    ) -> ObjectInfo:
+    def put_file(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size > MAX_PACKED_SIZE:
-                return self.store.put_stream(f, progress=progress)
+                return self.store.put_stream(f, progress=progress).digest
             data = f.read()
         if progress is not None:
             progress(len(data))
         return self.put_bytes(data)
 
-    def put_stream(self, stream: Readable, *, size: int | None = None) -> ObjectInfo:
+    def put_stream(self, stream: Readable, *, size: int | None = None) -> str:
         """Store a stream; pass ``size`` when known so small ones are packed."""
         if size is not None and size <= MAX_PACKED_SIZE:
             return self.put_bytes(stream.read(size))
-        return self.store.put_stream(stream)
+        return self.store.put_stream(stream).digest
 
     def flush(self) -> None:
         self._writer.flush()
@@ -496,10 +493,15 @@ class Batch:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc is None:
-            self._writer.flush()
-        else:
-            self._writer.discard()
+        failed = exc is not None
+        try:
+            if not failed:
+                self.flush()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._writer.close(discard=failed)
 
 
 def _attach_cache(store: Store) -> None:

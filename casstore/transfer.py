@@ -42,12 +42,13 @@ def copy_object(src: Store, dst: Batch, digest: str, *, pack: bool = True) -> in
     with src.open(digest) as reader:
         # The reader raises at its end if the content is wrong, before dst publishes.
         if pack and reader.size <= MAX_PACKED_SIZE:
-            info = dst.put_bytes(reader.read(), known_absent=True)
+            copied = dst.put_bytes(reader.read(), known_absent=True)
         else:
-            info = dst.store.put_stream(reader, check_present=False)
-    if info.digest != digest:  # pragma: no cover - the verifying reader guarantees this
-        raise IntegrityError(f"{digest}: copied content hashes to {info.digest}")
-    return info.size
+            copied = dst.store.put_stream(reader, check_present=False).digest
+        size = reader.size
+    if copied != digest:  # pragma: no cover - the verifying reader guarantees this
+        raise IntegrityError(f"{digest}: copied content hashes to {copied}")
+    return size
 
 
 def transfer(

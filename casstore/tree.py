@@ -9,18 +9,19 @@ recorded, so one filesystem state has one digest (``docs/FORMAT.md``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
 from typing import Any, Literal
 
-from casstore.digest import parse_digest
-from casstore.errors import ArchiveError, IntegrityError, InvalidDigest
+import msgspec
+
+from casstore.errors import ArchiveError, IntegrityError
 
 KIND = "tree/1"
+_DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
 Kind = Literal["file", "symlink", "dir"]
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     path: str
     type: Kind
     size: int = 0
@@ -97,16 +98,25 @@ def check(ordered: list[Entry]) -> None:
             leaves.add(entry.path)
 
 
+class _Record(msgspec.Struct):
+    casstore: str
+    entries: list[Entry]
+
+
+_DECODER = msgspec.json.Decoder(_Record)
+
+
 def decode(data: bytes, digest: str = "tree") -> list[Entry]:
     """Entries of a stored tree record; IntegrityError when it is not one."""
+    if not is_tree(data[:64]):
+        raise IntegrityError(f"{digest} is not a tree record")
     try:
-        record = json.loads(data)
-        if record.get("casstore") != KIND:
-            raise IntegrityError(f"{digest} is not a tree (it is {record.get('casstore')!r})")
-        entries = [_entry(item) for item in record["entries"]]
-    except (ValueError, KeyError, TypeError, AttributeError, InvalidDigest) as exc:
+        entries = _DECODER.decode(data).entries
+    except msgspec.DecodeError as exc:
         raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
     for entry in entries:
+        if entry.type == "file" and (entry.size < 0 or not _DIGEST.fullmatch(entry.digest)):
+            raise IntegrityError(f"{digest}: bad size or digest for {entry.path!r}")
         try:
             safe = normalize_path(entry.path) == entry.path
         except ArchiveError:
@@ -118,22 +128,6 @@ def decode(data: bytes, digest: str = "tree") -> list[Entry]:
     except ArchiveError as exc:
         raise IntegrityError(f"{digest}: {exc}") from None
     return entries
-
-
-def _entry(item: dict[str, Any]) -> Entry:
-    kind = item["type"]
-    if kind == "file":
-        size = item["size"]
-        if not isinstance(size, int) or size < 0:
-            raise ValueError(f"bad size {size!r}")
-        return Entry(
-            item["path"], "file", size, parse_digest(item["digest"]), bool(item.get("executable"))
-        )
-    if kind == "symlink":
-        return Entry(item["path"], "symlink", target=str(item["target"]))
-    if kind == "dir":
-        return Entry(item["path"], "dir")
-    raise ValueError(f"unknown entry type {kind!r}")
 
 
 def is_tree(head: bytes) -> bool:
