@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from casstore.errors import ArchiveError, CasError
+from casstore.tarstream import TarHeader, TarReader
 from casstore.tree import Kind, normalize_path
 
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
@@ -207,36 +208,28 @@ def corrupt_as_archive_error(what: str) -> Iterator[None]:
 
 def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
     with corrupt_as_archive_error(what):
-        source = _decompressed(stream, what)
-        with tarfile.open(fileobj=source, mode="r|", errors="surrogateescape") as archive:
-            for info in archive:
-                member = _tar_member(info, archive, counter)
-                if member is not None:
-                    yield member
+        reader = TarReader(_decompressed(stream, what), what)
+        for header in reader.headers():
+            member = _tar_member(header, reader, counter)
+            if member is not None:
+                yield member
 
 
-def _tar_member(
-    info: tarfile.TarInfo, archive: tarfile.TarFile, counter: _Counter
-) -> Member | None:
-    path = normalize_path(info.name, info.name)
+def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Member | None:
+    path = normalize_path(header.name, header.name)
     if not path:
         return None  # the archive's root folder ("./")
-    if info.isreg():
-        counter.add(info.size, info.name)
-        return Member(
-            path,
-            "file",
-            info.size,
-            bool(info.mode & _EXECUTABLE),
-            content=archive.extractfile(info),
-        )
-    if info.isdir():
+    executable = bool(header.mode & _EXECUTABLE)
+    if header.kind == "file":
+        counter.add(header.size, header.name)
+        return Member(path, "file", header.size, executable, content=reader)  # type: ignore[arg-type]
+    if header.kind == "dir":
         return Member(path, "dir")
-    if info.issym():
-        return Member(path, "symlink", target=info.linkname)
-    if info.islnk():
-        return Member(path, "file", hardlink=normalize_path(info.linkname, info.name))
-    raise ArchiveError(f"{info.name!r}: a device, FIFO or other special file is not allowed")
+    if header.kind == "symlink":
+        return Member(path, "symlink", target=header.linkname)
+    if header.kind == "hardlink":
+        return Member(path, "file", hardlink=normalize_path(header.linkname, header.name))
+    raise ArchiveError(f"{header.name!r}: a device, FIFO or other special file is not allowed")
 
 
 def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:

@@ -305,3 +305,47 @@ def test_cli_tree_and_diff(tmp_path: Path) -> None:
         "M hello.txt  (5 B -> 3 B)",
         "0 added, 0 removed, 1 modified",
     ]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tar_reader_agrees_with_tarfile(fmt: int, tmp_path: Path) -> None:
+    from casstore.archives import read_members
+
+    long_dir = "d" * 90 + "/" + "e" * 60
+    names = ["plain.txt", f"{long_dir}/file.txt", "ünïcode/naïve.txt", "big.bin"]
+    if fmt != tarfile.USTAR_FORMAT:
+        names.append("x" * 150 + ".txt")  # longer than ustar can hold
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for i, name in enumerate(names):
+            data = random.Random(i).randbytes(70_000 if name == "big.bin" else 10 * i)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if i == 1 else 0o644
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, "plain.txt"
+        tar.addfile(link)
+    path = tmp_path / "t.tar"
+    path.write_bytes(buf.getvalue())
+    got = {}
+    for m in read_members(path):
+        got[m.path] = (m.type, m.executable, m.content.read() if m.content else m.target)
+    with tarfile.open(path) as tar:
+        for info in tar.getmembers():
+            if info.issym():
+                assert got[info.name] == ("symlink", False, info.linkname)
+            else:
+                content = tar.extractfile(info)
+                assert content is not None
+                assert got[info.name] == ("file", bool(info.mode & 0o100), content.read())
+    assert len(got) == len(names) + 1
+
+
+def test_corrupt_tar_header_is_refused(tmp_path: Path) -> None:
+    raw = bytearray(tar_with([(member("a.txt"), b"hello")]))
+    raw[10] ^= 0xFF  # inside the name: the checksum no longer matches
+    path = tmp_path / "bad.tar"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError):
+        tree_digest(path)
