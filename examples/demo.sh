@@ -52,6 +52,21 @@ show cas tag demo-trajectory "$trajectory"
 show cas tags
 show cas verify demo-trajectory "$snapshot"
 
+step "Snapshots as trees: one digest for one filesystem state, whatever the container"
+mkdir -p "$work/env/src" "$work/env/tests"
+for i in $(seq 1 40); do printf 'def f%s():\n    return %s\n' "$i" "$i" > "$work/env/src/m$i.py"; done
+printf 'print("ok")\n' > "$work/env/tests/test_all.py"
+tar -czf "$work/initial.tar.gz" -C "$work/env" .
+show cas tree "$work/env" "$work/initial.tar.gz"
+initial=$(cas put --tree "$work/initial.tar.gz" | cut -d' ' -f1)
+echo "# the agent edits one file and adds another"
+printf 'def f7():\n    return 700\n' > "$work/env/src/m7.py"
+printf 'notes\n' > "$work/env/NOTES.md"
+final=$(cas put --tree "$work/env" | cut -d' ' -f1)
+show cas diff "$initial" "$final"
+show cas get "$final" -o "$work/final.zip"
+show cas tree "$work/final.zip"
+
 step "Corruption is detected, never returned (on a scratch copy of the object)"
 scratch="$work/scratch-store"
 cas --store "$scratch" init >/dev/null
