@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from blake3 import blake3
 
 from casstore.store import Store, init_store, open_store
-from tests.s3_server import S3Server, start_seaweedfs
+from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 COUNT = 2000
 SIZE = 4096
@@ -81,29 +81,26 @@ def plain_http_put_loop(server: S3Server, datas: list[bytes], prefix: str) -> No
 
 
 def run(workdir: Path, runs: int = 2) -> list[Rate]:
+    import s3fs
+
     server = start_seaweedfs(workdir / "seaweedfs")
+    best: dict[str, Rate] = {}
+
+    def fresh() -> Store:
+        return init_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")[0]
+
+    def keep(rate: Rate) -> None:
+        if rate.name not in best or rate.seconds < best[rate.name].seconds:
+            best[rate.name] = rate
+
     try:
-        import os
-
-        os.environ.update(server.env())
-        import s3fs
-
-        s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
-
-        def fresh() -> Store:
-            return init_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")[0]
-
-        best: dict[str, Rate] = {}
-
-        def keep(rate: Rate) -> None:
-            if rate.name not in best or rate.seconds < best[rate.name].seconds:
-                best[rate.name] = rate
-
-        for attempt in range(runs):
-            measure_once(server, f"bench-{attempt}", fresh, keep)
-        return list(best.values())
+        with server_environment(server):
+            s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
+            for attempt in range(runs):
+                measure_once(server, f"bench-{attempt}", fresh, keep)
     finally:
         server.stop()
+    return list(best.values())
 
 
 def measure_once(

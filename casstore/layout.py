@@ -19,10 +19,15 @@ TMP = "tmp"
 FORMAT_VERSION = 1
 
 
+def _fanned_out(folder: str, digest: str) -> str:
+    # Two hex characters of folder keep any one folder (or S3 listing) small.
+    hexpart = digest[len(PREFIX) :]
+    return f"{folder}/{hexpart[:2]}/{hexpart[2:]}"
+
+
 def object_key(digest: str) -> str:
     """``objects/blake3/<2 hex>/<62 hex>`` for a canonical digest."""
-    hexpart = digest[len(PREFIX) :]
-    return f"{OBJECTS}/{hexpart[:2]}/{hexpart[2:]}"
+    return _fanned_out(OBJECTS, digest)
 
 
 def prefix_dir(hexprefix: str) -> str:
@@ -54,8 +59,7 @@ def tag_key(name: str) -> str:
 
 def pack_key(pack_digest: str) -> str:
     """``packs/<2 hex>/<62 hex>``: a pack, named by the digest of its bytes."""
-    hexpart = pack_digest[len(PREFIX) :]
-    return f"{PACKS}/{hexpart[:2]}/{hexpart[2:]}"
+    return _fanned_out(PACKS, pack_digest)
 
 
 def index_key(pack_digest: str) -> str:

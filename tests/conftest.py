@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from casstore.store import Store, init_store
-from tests.s3_server import S3Server, start_seaweedfs
+from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 BACKENDS = ["local", "memory", "s3"]
 BUCKET = "casstore-test"
@@ -33,19 +33,13 @@ def _isolated_config(
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One SeaweedFS for the whole session, reached through the standard AWS variables."""
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    saved = {name: os.environ.get(name) for name in server.env()}
-    os.environ.update(server.env())
     try:
-        import s3fs
+        with server_environment(server):
+            import s3fs
 
-        s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
-        yield server
+            s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
+            yield server
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.stop()
 
 

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,18 @@ def _answers(server: S3Server) -> bool:
     except Exception:
         return False
     return True
+
+
+@contextmanager
+def server_environment(server: S3Server) -> Iterator[None]:
+    """The standard AWS variables pointing at ``server``, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in server.env()}
+    os.environ.update(server.env())
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

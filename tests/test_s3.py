@@ -23,7 +23,7 @@ from casstore.digest import hash_bytes
 from casstore.errors import BackendError
 from casstore.store import Store, init_store, open_store
 from tests.conftest import BUCKET, run_cas
-from tests.s3_server import S3Server, start_seaweedfs
+from tests.s3_server import S3Server, server_environment, start_seaweedfs
 from tests.test_store_conformance import payload
 
 
@@ -167,16 +167,8 @@ def test_server_killed_mid_push_then_rerun_completes(tmp_path: Path) -> None:
 
 
 def _open(server: S3Server, url: str) -> Store:
-    old = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    try:
+    with server_environment(server):
         return open_store(url, cache=False)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _wait_for_some_objects(fs: object, prefix: str, minimum: int) -> None:
