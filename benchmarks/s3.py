@@ -4,6 +4,7 @@ and against a plain keep-alive HTTP PUT loop that uses no s3fs at all."""
 from __future__ import annotations
 
 import http.client
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -83,7 +84,9 @@ def plain_http_put_loop(server: S3Server, datas: list[bytes], prefix: str) -> No
 def run(workdir: Path, runs: int = 2) -> list[Rate]:
     import s3fs
 
-    server = start_seaweedfs(workdir / "seaweedfs")
+    # A fresh server folder each run: a reused one still has the last run's bucket.
+    folder = workdir / f"seaweedfs-{uuid.uuid4().hex[:8]}"
+    server = start_seaweedfs(folder)
     best: dict[str, Rate] = {}
 
     def fresh() -> Store:
@@ -100,6 +103,7 @@ def run(workdir: Path, runs: int = 2) -> list[Rate]:
                 measure_once(server, f"bench-{attempt}", fresh, keep)
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     return list(best.values())
 
 
