@@ -68,11 +68,6 @@ def looks_like_digest(text: str) -> bool:
     )
 
 
-def hex_of(digest: str) -> str:
-    """The 64 hex characters of a canonical digest."""
-    return parse_digest(digest)[len(PREFIX) :]
-
-
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """The digest of ``data``."""
     from blake3 import blake3

@@ -81,12 +81,6 @@ def _compression_pays(zstd_compress: Callable[[bytes], bytes], sample: bytes) ->
     return len(zstd_compress(sample)) <= len(sample) * (1 - MIN_SAVING)
 
 
-def _compressor(level: int, threads: int) -> object:
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=False)
-
-
 _local = threading.local()
 
 
@@ -126,8 +120,7 @@ def write_object(
 
     hasher = blake3()
     first = source.read(CHUNK_SIZE)
-    probe = zstandard.ZstdCompressor(level=level, write_checksum=False)
-    zstd = _compression_pays(probe.compress, first)
+    zstd = _compression_pays(one_shot_compressor(level).compress, first)
     dest.write(pack_header(ZSTD if zstd else RAW, 0))
     size = 0
     writer: IO[bytes] = dest
