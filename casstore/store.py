@@ -126,7 +126,7 @@ class Store:
     def put_bytes(self, data: bytes) -> ObjectInfo:
         """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
         digest = hash_bytes(data)
-        if self.backend.exists(layout.object_key(digest)):
+        if self.has(digest):
             return self.stat(digest)
         payload, encoding = objectfile.encode_bytes(data, self.compression_level)
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
@@ -184,7 +184,7 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             key = layout.object_key(encoded.digest)
-            if not (check_present and self.backend.exists(key)):
+            if not (check_present and self.has(encoded.digest)):
                 self.backend.publish(tmp, key)
         finally:
             with contextlib.suppress(FileNotFoundError):
