@@ -20,15 +20,35 @@ from casstore.errors import (
     IntegrityError,
     InvalidDigest,
     InvalidRefName,
+    ManifestError,
     NotAStore,
     ObjectNotFound,
 )
 
 if TYPE_CHECKING:
-    from casstore.digest import format_digest, hash_bytes, parse_digest
+    from casstore.digest import format_digest, hash_bytes, hash_file, parse_digest
+    from casstore.manifest import Code, GradingRecord, Host, Ref, RunManifest
+    from casstore.manifest import decode as decode_record
+    from casstore.manifest import encode as encode_record
+    from casstore.provenance import code_provenance
+    from casstore.redaction import canonical_json, redact
+    from casstore.snapshot import TreeInfo, tree_digest
     from casstore.store import ObjectInfo, Store, init_store, open_store
 
 _LAZY = {
+    "Code": "casstore.manifest",
+    "GradingRecord": "casstore.manifest",
+    "Host": "casstore.manifest",
+    "Ref": "casstore.manifest",
+    "RunManifest": "casstore.manifest",
+    "decode_record": "casstore.manifest:decode",
+    "encode_record": "casstore.manifest:encode",
+    "code_provenance": "casstore.provenance",
+    "canonical_json": "casstore.redaction",
+    "redact": "casstore.redaction",
+    "TreeInfo": "casstore.snapshot",
+    "tree_digest": "casstore.snapshot",
+    "hash_file": "casstore.digest",
     "ObjectInfo": "casstore.store",
     "Store": "casstore.store",
     "open_store": "casstore.store",
@@ -41,27 +61,42 @@ _LAZY = {
 __all__ = [
     "BackendError",
     "CasError",
+    "Code",
     "ConfigError",
+    "GradingRecord",
+    "Host",
     "IntegrityError",
     "InvalidDigest",
     "InvalidRefName",
+    "ManifestError",
     "NotAStore",
     "ObjectInfo",
     "ObjectNotFound",
+    "Ref",
+    "RunManifest",
     "Store",
+    "TreeInfo",
     "__version__",
+    "canonical_json",
+    "code_provenance",
+    "decode_record",
+    "encode_record",
     "format_digest",
     "hash_bytes",
+    "hash_file",
     "init_store",
     "open_store",
     "parse_digest",
+    "redact",
+    "tree_digest",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'casstore' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute or name)

@@ -242,7 +242,9 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
             path = normalize_path(info.filename, info.filename)
             if not path:
                 continue
-            mode = info.external_attr >> 16
+            # Unix mode bits only mean something in zips made on Unix (create_system 3);
+            # zipfile.writestr and many tools leave the file-type bits at 0.
+            mode = info.external_attr >> 16 if info.create_system == 3 else 0
             if info.is_dir():
                 yield Member(path, "dir")
                 continue
@@ -251,7 +253,7 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
                     path, "symlink", target=archive.read(info).decode("utf-8", "surrogateescape")
                 )
                 continue
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                 raise ArchiveError(f"{info.filename!r}: a special file is not allowed")
             counter.add(info.file_size, info.filename)
             try:

@@ -179,30 +179,200 @@ def cmd_tree(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kind(spec: str, store: Callable[[], Store]) -> tuple[str, str | None]:
+    """(digest or file, record kind) of a diff operand, reading only its first bytes."""
+    from casstore.closure import record_kind
+
+    if os.path.isfile(spec):
+        with open(spec, "rb") as f:
+            return spec, record_kind(f.read(64))
+    opened = store()
+    digest = opened.resolve(spec)
+    with opened.open(digest) as reader:
+        return digest, record_kind(reader.read(64))
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
-    from casstore.progress import human_bytes
+    from functools import cache
+
+    store = cache(lambda: _open(args))
+    a, kind_a = _kind(args.a, store)
+    b, kind_b = _kind(args.b, store)
+    if kind_a == kind_b == "run-manifest":
+        return _diff_runs(args, store, a, b)
+    if not (kind_a == kind_b and kind_a is not None and kind_a.startswith("tree/")):
+        raise UsageError(
+            f"cas diff compares two trees or two run manifests; got {_what(kind_a)} "
+            f"and {_what(kind_b)}"
+        )
+    return _diff_trees(args, store(), a, b)
+
+
+def _what(kind: str | None) -> str:
+    return "a blob" if kind is None else f"a {kind.split('/')[0]}"
+
+
+def _diff_trees(args: argparse.Namespace, store: Store, a: str, b: str) -> int:
     from casstore.treediff import diff_trees
 
-    store = _open(args)
-    a, b = store.resolve(args.a), store.resolve(args.b)
     result = diff_trees(store, a, b)
     if args.json:
-        _print_json(
-            {"a": a, "b": b, "changes": [c.as_json() for c in result.changes], **result.summary()}
-        )
+        _print_json({"a": a, "b": b, **_tree_diff_json(result)})
         return EXIT_OK
-    for change in result.changes:
+    _print_tree_diff(result, indent="")
+    return EXIT_OK
+
+
+def _tree_diff_json(result: Any) -> dict[str, object]:
+    return {"changes": [c.as_json() for c in result.changes], **result.summary()}
+
+
+def _print_tree_diff(result: Any, indent: str, limit: int | None = None) -> None:
+    from casstore.progress import human_bytes
+
+    changes = result.changes
+    for change in changes[:limit]:
         if change.old is None:
-            assert change.new is not None
-            print(f"+ {change.path}  ({_entry_size(change.new, human_bytes)})")
+            print(f"{indent}+ {change.path}  ({_entry_size(change.new, human_bytes)})")
         elif change.new is None:
-            print(f"- {change.path}  ({_entry_size(change.old, human_bytes)})")
+            print(f"{indent}- {change.path}  ({_entry_size(change.old, human_bytes)})")
         else:
             old, new = _entry_size(change.old, human_bytes), _entry_size(change.new, human_bytes)
-            print(f"M {change.path}  ({old} -> {new})")
+            print(f"{indent}M {change.path}  ({old} -> {new})")
+    if limit is not None and len(changes) > limit:
+        print(f"{indent}... and {len(changes) - limit} more (--json lists all)")
     counts = result.summary()
-    print(f"{counts['added']} added, {counts['removed']} removed, {counts['modified']} modified")
+    print(
+        f"{indent}{counts['added']} added, {counts['removed']} removed, "
+        f"{counts['modified']} modified"
+    )
+
+
+def _diff_runs(args: argparse.Namespace, store: Callable[[], Store], a: str, b: str) -> int:
+    from casstore.manifest import RunManifest
+    from casstore.manifestdiff import ABSENT, diff_manifests
+    from casstore.runs import read_record
+
+    digest_a, run_a = read_record(a, store)
+    digest_b, run_b = read_record(b, store)
+    assert isinstance(run_a, RunManifest) and isinstance(run_b, RunManifest)
+    try:
+        opened: Store | None = store()
+    except CasError:
+        # Two sidecars can be compared without a store, parameters only.
+        opened = None
+    result = diff_manifests(opened, run_a, run_b)
+    if args.json:
+        _print_json(
+            {
+                "a": digest_a,
+                "b": digest_b,
+                "kind": "run-manifest",
+                "differences": [d.as_json() for d in result.differences],
+                "snapshots": {
+                    role: _tree_diff_json(tree) for role, tree in result.snapshots.items()
+                },
+                "unavailable": result.unavailable,
+            }
+        )
+        return EXIT_OK
+    print(f"a: {digest_a}\nb: {digest_b}")
+    if not result:
+        print("no differences")
+        return EXIT_OK
+    for role in result.roles():
+        print(f"{role}:")
+        for d in (d for d in result.differences if d.role == role):
+            old = "(absent)" if d.old is ABSENT else _short_json(d.old)
+            new = "(absent)" if d.new is ABSENT else _short_json(d.new)
+            print(f"  {d.path or 'digest'}: {old} -> {new}")
+        if role in result.snapshots:
+            _print_tree_diff(result.snapshots[role], indent="  ", limit=20)
+        if role in result.unavailable:
+            print(f"  (contents not compared: {result.unavailable[role]})")
     return EXIT_OK
+
+
+def _short_json(value: object, width: int = 60) -> str:
+    from casstore.digest import HEX_LENGTH, PREFIX
+
+    if (
+        isinstance(value, str)
+        and value.startswith(PREFIX)
+        and len(value) == len(PREFIX) + HEX_LENGTH
+    ):
+        return value  # digests print in full
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_manifest_show(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from casstore.manifest import RunManifest
+    from casstore.runs import read_record
+
+    digest, record = read_record(args.manifest, lambda: _open(args))
+    if args.json:
+        _print_json({"digest": digest, **msgspec.to_builtins(record)})
+        return EXIT_OK
+    if isinstance(record, RunManifest):
+        _show_run(digest, record)
+    else:
+        _show_grading(digest, record)
+    return EXIT_OK
+
+
+def _show_common(title: str, digest: str, record: Any) -> None:
+    code = record.code
+    print(f"{title} {digest}")
+    print(f"  schema        {record.schema_version}, created {record.created_at or '?'}")
+    if code.git_sha:
+        dirty = " (dirty)" if code.git_dirty else ""
+        print(f"  code          git {code.git_sha}{dirty}")
+    else:
+        print("  code          not a git checkout")
+    print(f"  versions      Python {code.python_version}, casstore {code.casstore_version}")
+
+
+def _show_run(digest: str, run: Any) -> None:
+    from casstore.manifest import REF_FIELDS
+
+    _show_common("run manifest", digest, run)
+    rows = [
+        ("trajectory id", run.trajectory_id),
+        ("model", run.orchestrator_model),
+        ("extra args", json.dumps(run.orchestrator_extra_args, sort_keys=True)),
+        ("seed", "none" if run.seed is None else str(run.seed)),
+        ("deterministic", "yes" if run.deterministic else "no"),
+        ("agent config", run.agent_config_id),
+        ("config values", json.dumps(run.agent_config_values, sort_keys=True)),
+    ]
+    for label, value in rows:
+        print(f"  {label:13} {value}")
+    print("inputs and outputs:")
+    roles = run.roles()
+    for name in (*REF_FIELDS, *[r for r in roles if r not in REF_FIELDS]):
+        _show_ref(name, roles.get(name))
+
+
+def _show_grading(digest: str, grading: Any) -> None:
+    _show_common("grading record", digest, grading)
+    print(f"  {'score':13} {grading.score}")
+    print(f"  {'judge model':13} {grading.judge_model}")
+    print(f"  {'baseline':13} {grading.baseline_role or '-'}")
+    print("inputs and outputs:")
+    for name, ref in grading.roles().items():
+        _show_ref(name, ref)
+
+
+def _show_ref(name: str, ref: Any) -> None:
+    from casstore.progress import human_bytes
+
+    if ref is None:
+        print(f"  {name:20} (absent)")
+    else:
+        print(f"  {name:20} {ref.digest}  {human_bytes(ref.size)}")
 
 
 def _entry_size(entry: Any, human: Callable[[float], str]) -> str:
@@ -332,24 +502,231 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.snapshot or args.trajectory or args.artifact:
+        return _verify_local(args)
+    from casstore.digest import hash_file
+    from casstore.verification import CORRUPT, MISSING
+
     store = _open(args)
     worst = EXIT_OK
     for spec in args.digests:
-        digest = store.resolve(spec)
+        # A sidecar names its run by the digest of its bytes.
+        digest = hash_file(spec)[0] if os.path.isfile(spec) else store.resolve(spec)
         try:
-            info = store.verify(digest)
-            status, detail = "ok", f"{info.size} bytes"
+            report = _verify_one(args, store, digest)
         except ObjectNotFound:
-            status, detail = "missing", ""
             worst = max(worst, EXIT_NOT_FOUND)
-        except IntegrityError as exc:
-            status, detail = "corrupt", str(exc)
+            if args.json:
+                _print_json({"digest": digest, "status": MISSING, "roles": []})
+            else:
+                print(f"missing  {digest}")
+            continue
+        if report.status == CORRUPT:
             worst = EXIT_INTEGRITY
+        elif report.status == MISSING:
+            worst = max(worst, EXIT_NOT_FOUND)
         if args.json:
-            _print_json({"digest": digest, "status": status, "detail": detail})
+            _print_json(report.as_json())
+        elif report.kind is None and len(report.roles) == 1 and report.roles[0].role == "object":
+            role = report.roles[0]
+            detail = "  " + next(iter(role.corrupt.values())) if role.corrupt else ""
+            print(f"{role.status:8} {digest}{detail}")
         else:
-            print(f"{status:8} {digest}" + (f"  {detail}" if status == "corrupt" else ""))
+            _print_verify_report(report)
     return worst
+
+
+def _verify_one(args: argparse.Namespace, store: Store, digest: str) -> Any:
+    from casstore.verification import verify_closure
+
+    with _progress("verify", None, unit="objects") as bar:
+
+        def plan(count: int) -> None:
+            bar.total = count
+
+        return verify_closure(store, digest, jobs=args.jobs, on_plan=plan, on_object=lambda: bar(1))
+
+
+def _print_verify_report(report: Any) -> None:
+    from casstore.progress import human_bytes
+
+    kind = (report.kind or "object").split("/")[0].replace("-", " ")
+    print(f"{report.root} ({kind}): {report.status}")
+    width = max(len(r.role) for r in report.roles)
+    for role in report.roles:
+        if role.corrupt:
+            for digest, problem in role.corrupt.items():
+                print(f"  {role.role + ':':{width + 1}} corrupt: {digest}: {problem}")
+        if role.missing:
+            count = len(role.missing)
+            noun = "object" if count == 1 else "objects"
+            print(f"  {role.role + ':':{width + 1}} {count} {noun} missing")
+            for digest in role.missing[:5]:
+                print(f"  {'':{width + 1}}   {digest}")
+            if count > 5:
+                print(f"  {'':{width + 1}}   ... and {count - 5} more (--json lists all)")
+        if not role.corrupt and not role.missing:
+            noun = "object" if role.objects == 1 else "objects"
+            print(
+                f"  {role.role + ':':{width + 1}} ok, {role.objects} {noun}, "
+                f"{human_bytes(role.size)}"
+            )
+
+
+def _verify_local(args: argparse.Namespace) -> int:
+    from casstore.manifest import GradingRecord, RunManifest
+    from casstore.runs import read_record
+    from casstore.verification import check_file, check_snapshot
+
+    if len(args.digests) != 1:
+        raise UsageError("--snapshot, --trajectory and --artifact check one run: give one DIGEST")
+    store = _try_open(args)
+    digest, record = read_record(args.digests[0], store)
+    if isinstance(record, GradingRecord):
+        raise UsageError(f"{digest} is a grading record: give the run's manifest")
+    assert isinstance(record, RunManifest)
+    checks = []
+    for spec in args.snapshot:
+        role, path = _role_path(spec, "--snapshot", "final=PATH")
+        checks.append(check_snapshot(store, record, role, path))
+    if args.trajectory:
+        checks.append(check_file(record, "trajectory", args.trajectory))
+    for spec in args.artifact:
+        name, path = _role_path(spec, "--artifact", "NAME=PATH")
+        checks.append(check_file(record, f"artifact:{name}", path))
+    if args.json:
+        _print_json({"digest": digest, "checks": [c.as_json() for c in checks]})
+    else:
+        print(f"run {digest}")
+        for check in checks:
+            print(f"  {'ok' if check.ok else 'MISMATCH':8} {check.role}  {check.path}")
+            if not check.ok:
+                print(f"           recorded {check.expected or '(nothing)'}")
+                print(f"           local    {check.actual}")
+            if check.diff is not None:
+                _print_tree_diff(check.diff, indent="           ", limit=20)
+            if check.note:
+                print(f"           ({check.note})")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_INTEGRITY
+
+
+def _role_path(spec: str, option: str, example: str) -> tuple[str, str]:
+    role, sep, path = spec.partition("=")
+    if not sep or not role or not path:
+        raise UsageError(f"{option} takes {example}, not {spec!r}")
+    return role, path
+
+
+def _try_open(args: argparse.Namespace) -> Store | None:
+    """The store when one is configured and opens; None (a sidecar may do) otherwise."""
+    try:
+        return _open(args)
+    except CasError:
+        return None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import shlex
+
+    from casstore.manifest import RunManifest
+    from casstore.replay import PLAN_FILE, replay
+    from casstore.runs import read_record
+
+    store = _open(args)
+    digest, record = read_record(args.digest, store)
+    if not isinstance(record, RunManifest):
+        raise UsageError(f"{digest} is a grading record: replay its run ({record.run.digest})")
+    plan = replay(store, digest, record, args.into, force=args.force)
+    for warning in plan.warnings:
+        print(f"cas: warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(plan.as_json())
+        return EXIT_OK
+    print(f"run {digest}: every input fetched and verified into {plan.folder}")
+    for role, path in plan.files.items():
+        print(f"  {role:22} {path}")
+    if plan.variables:
+        print("values redacted when the run was recorded; supply them before running:")
+        for variable in plan.variables:
+            print(f"  {variable}")
+    print(f"wrote {plan.folder / PLAN_FILE}")
+    print("run it again with:")
+    print(f"  {shlex.join(plan.command)}")
+    return EXIT_OK
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from casstore.bundle import write_bundle
+    from casstore.materialize import DestinationError
+    from casstore.progress import human_bytes
+
+    store = _open(args)
+    roots = [store.resolve(spec) for spec in args.digests]
+    target = os.path.abspath(args.output)
+    if os.path.exists(target) and not args.force:
+        raise DestinationError(f"{args.output} exists: pass --force to replace it")
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as out, _progress("bundle", None) as bar:
+            result = write_bundle(store, roots, out, on_object=bar)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    size = os.path.getsize(target)
+    if args.json:
+        _print_json(
+            {
+                "bundle": args.output,
+                "roots": roots,
+                "objects": result.objects,
+                "bytes": result.size,
+                "file_bytes": size,
+            }
+        )
+        return EXIT_OK
+    print(
+        f"wrote {args.output}: {result.objects} objects, {human_bytes(result.size)} "
+        f"({human_bytes(size)} compressed)"
+    )
+    for root in roots:
+        print(f"{root}  {_kind_label(result.kinds.get(root))}")
+    return EXIT_OK
+
+
+def _kind_label(kind: str | None) -> str:
+    return (kind or "object").split("/")[0].replace("-", " ")
+
+
+def cmd_unbundle(args: argparse.Namespace) -> int:
+    from casstore.bundle import read_bundle
+    from casstore.progress import human_bytes
+    from casstore.verification import kind_of_stored
+
+    store = _open(args)
+    with _progress("unbundle", None) as bar:
+        result = read_bundle(store, args.bundle, on_object=bar)
+    kinds = {root: kind_of_stored(store, root) for root in result.roots}
+    if args.json:
+        _print_json(
+            {
+                "roots": [{"digest": r, "kind": kinds[r]} for r in result.roots],
+                "objects": result.objects,
+                "imported": result.imported,
+                "imported_bytes": result.imported_bytes,
+            }
+        )
+        return EXIT_OK
+    print(
+        f"verified {result.objects} objects; imported {result.imported} "
+        f"({human_bytes(result.imported_bytes)}), "
+        f"{result.objects - result.imported} already present"
+    )
+    for root in result.roots:
+        print(f"{root}  {_kind_label(kinds[root])}")
+    return EXIT_OK
 
 
 def _other_store(args: argparse.Namespace, spec: str) -> Store:
@@ -455,10 +832,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, zip, tar[.gz|.zst], -")
     p.add_argument("--json", action="store_true", help="one JSON object per source")
 
-    p = add("diff", cmd_diff, "show which paths differ between two trees")
+    p = add(
+        "diff",
+        cmd_diff,
+        "show what differs between two trees (paths) or two run manifests (every input)",
+    )
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("manifest", cmd_manifest_show, "inspect run manifests and grading records")
+    manifest_sub = p.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND")
+    manifest_sub.required = True
+    show = manifest_sub.add_parser(
+        "show",
+        help="summarise a run manifest or grading record",
+        description="Summarise a run manifest or grading record: parameters, code, "
+        "and every input and output by digest.",
+    )
+    show.add_argument("manifest", metavar="DIGEST|SIDECAR", help="a digest, tag, or sidecar file")
+    show.add_argument("--json", action="store_true", help="print the record as JSON")
 
     p = add("get", cmd_get, "write an object's verified content to a file or stdout")
     p.add_argument("digest", metavar="DIGEST")
@@ -492,9 +885,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tags", cmd_tags, "list tags and the digests they name")
     p.add_argument("--json", action="store_true", help="print a JSON object of name: digest")
 
-    p = add("verify", cmd_verify, "re-hash stored objects (exit 3 if missing, 4 if corrupt)")
-    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p = add(
+        "verify",
+        cmd_verify,
+        "re-hash objects and everything they reference, reported by role for runs "
+        "(exit 3 if missing, 4 if corrupt)",
+    )
+    p.add_argument("digests", nargs="+", metavar="DIGEST", help="digest, tag, or a sidecar")
     p.add_argument("--json", action="store_true", help="one JSON object per digest")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="objects verified at once (16)")
+    p.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="ROLE=PATH",
+        help="check a local snapshot (folder or archive) against the run's ROLE snapshot "
+        "instead of verifying the store; repeatable (initial=..., final=...)",
+    )
+    p.add_argument("--trajectory", metavar="PATH", help="check a local trajectory file")
+    p.add_argument(
+        "--artifact", action="append", default=[], metavar="NAME=PATH", help="check an artifact"
+    )
+    p = add(
+        "replay",
+        cmd_replay,
+        "fetch and verify every input of a run into a folder, and print the command that "
+        "re-runs it",
+    )
+    p.add_argument("digest", metavar="DIGEST", help="the run's manifest: digest, tag or sidecar")
+    p.add_argument("--into", required=True, metavar="DIR", help="folder to write (new or empty)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    p = add("bundle", cmd_bundle, "write objects and all they reference into one file")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle (.casb)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "unbundle",
+        cmd_unbundle,
+        "import a bundle into the store, verifying every object; prints its roots",
+    )
+    p.add_argument("bundle", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
     p = add("push", cmd_push, "copy objects and all they reference to another store")
     p.add_argument("digests", nargs="+", metavar="DIGEST")
     p.add_argument("--to", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL")

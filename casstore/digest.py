@@ -6,6 +6,7 @@ FILE`` prints the same hex. How an object is stored never changes it.
 
 from __future__ import annotations
 
+import os
 import re
 
 from casstore.errors import InvalidDigest
@@ -73,3 +74,16 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     from blake3 import blake3
 
     return PREFIX + blake3(data).hexdigest()
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """The digest and size of a file, read in chunks (never whole into memory)."""
+    from blake3 import blake3
+
+    hasher = blake3()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    return PREFIX + hasher.hexdigest(), size

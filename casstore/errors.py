@@ -55,3 +55,12 @@ class BackendError(CasError, OSError):
 
 class ArchiveError(CasError, ValueError):
     """A snapshot source (folder or archive) is unsafe, malformed or too large."""
+
+
+class ManifestError(CasError, ValueError):
+    """A run manifest or grading record is malformed, of another kind, or of an
+    unsupported schema version."""
+
+
+class BundleError(IntegrityError):
+    """A bundle file is damaged, or holds a member that is not what it claims."""

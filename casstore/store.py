@@ -163,12 +163,19 @@ class Store:
         return Batch(self)
 
     def put_stream(
-        self, stream: Readable, *, progress: Progress | None = None, check_present: bool = True
+        self,
+        stream: Readable,
+        *,
+        progress: Progress | None = None,
+        check_present: bool = True,
+        expected: str | None = None,
     ) -> ObjectInfo:
         """Store everything read from ``stream``, in bounded memory.
 
         An object already present is not sent again; ``check_present=False``
-        skips that check for callers that just made it (in a batch).
+        skips that check for callers that just made it (in a batch). With
+        ``expected``, content that hashes to anything else raises IntegrityError
+        and is not stored.
         """
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
         tmp = Path(name)
@@ -183,6 +190,7 @@ class Store:
                 )
                 f.flush()
                 os.fsync(f.fileno())
+            _check_expected(encoded.digest, expected)
             key = layout.object_key(encoded.digest)
             if not (check_present and self.has(encoded.digest)):
                 self.backend.publish(tmp, key)
@@ -440,6 +448,11 @@ class Store:
         return {name: self.tag_target(name) for name in names}
 
 
+def _check_expected(digest: str, expected: str | None) -> None:
+    if expected is not None and digest != expected:
+        raise IntegrityError(f"content expected to be {expected} hashes to {digest}")
+
+
 class Batch:
     """Many writes at once (see :meth:`Store.batch`): small objects go into packs,
     whose blocks are compressed on every core while the caller reads on.
@@ -480,11 +493,19 @@ class Batch:
             progress(len(data))
         return self.put_bytes(data)
 
-    def put_stream(self, stream: Readable, *, size: int | None = None) -> str:
-        """Store a stream; pass ``size`` when known so small ones are packed."""
+    def put_stream(
+        self, stream: Readable, *, size: int | None = None, expected: str | None = None
+    ) -> str:
+        """Store a stream; pass ``size`` when known so small ones are packed.
+
+        With ``expected``, content that hashes to anything else raises
+        IntegrityError and is not stored."""
         if size is not None and size <= MAX_PACKED_SIZE:
-            return self.put_bytes(stream.read(size))
-        return self.store.put_stream(stream).digest
+            data = stream.read(size)
+            if expected is not None:
+                _check_expected(hash_bytes(data), expected)
+            return self.put_bytes(data)
+        return self.store.put_stream(stream, expected=expected).digest
 
     def flush(self) -> None:
         self._writer.flush()

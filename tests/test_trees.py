@@ -349,3 +349,19 @@ def test_corrupt_tar_header_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(ArchiveError):
         tree_digest(path)
+
+
+def test_zips_without_unix_file_type_bits_hold_regular_files(tmp_path: Path) -> None:
+    """zipfile.writestr and Windows tools leave the file-type bits of the mode at 0."""
+    made = tmp_path / "plain.zip"
+    with zipfile.ZipFile(made, "w") as zf:
+        zf.writestr("a.txt", b"alpha")  # mode 0o600, no S_IFREG
+        windows = zipfile.ZipInfo("b.txt")
+        windows.create_system = 0
+        windows.external_attr = 0x20  # the DOS archive bit
+        zf.writestr(windows, b"beta")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"alpha")
+    (folder / "b.txt").write_bytes(b"beta")
+    assert tree_digest(made).digest == tree_digest(folder).digest
