@@ -556,7 +556,8 @@ def _print_verify_report(report: Any) -> None:
     for role in report.roles:
         if role.corrupt:
             for digest, problem in role.corrupt.items():
-                print(f"  {role.role + ':':{width + 1}} corrupt: {digest}: {problem}")
+                what = problem if problem.startswith(digest) else f"{digest}: {problem}"
+                print(f"  {role.role + ':':{width + 1}} corrupt: {what}")
         if role.missing:
             count = len(role.missing)
             noun = "object" if count == 1 else "objects"

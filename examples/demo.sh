@@ -1,87 +1,100 @@
 #!/usr/bin/env bash
-# `make demo`: put, get, verify and tag on the embedded local store from store.toml.
+# `make demo`: two teams and one run, on local stores.
+#   Team A is the embedded local store named by store.toml (.cas/ beside it).
+#   Team B is a second local store (demo-out/team-b), chosen with $CAS_STORE.
+#   A bundle file stands in for the shared S3 bucket.
 set -euo pipefail
 
-# Artifacts go to demo-out/ (ignored by git) so the paths below stay readable.
 work=demo-out
 rm -rf "$work"
 mkdir -p "$work"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+team_b() { CAS_STORE="$work/team-b" "$@"; }
 
-step "The store: store.toml names the embedded local store .cas/"
+step "The basics: cas put stores a file under the BLAKE3 digest of its content"
 show cas init
+printf 'hello, casstore\n' > "$work/hello.txt"
+show cas put "$work/hello.txt"
+hello=$(cas put "$work/hello.txt" | cut -d' ' -f1)
+echo "# b3sum agrees: $(python3 -c 'import blake3,sys; print(blake3.blake3(open(sys.argv[1],"rb").read()).hexdigest())' "$work/hello.txt")"
+show cas cat "${hello:7:12}"     # a unique prefix is enough
 
-step "Some artifacts of an agent run"
+step "Team A runs an agent twice (examples/runner.py: a deterministic fake agent)"
+python3 examples/make_inputs.py "$work/inputs"
+echo "# inputs: $(cd "$work/inputs" && echo *) -- mcp.json holds a GitHub token"
+for seed in 1 2; do
+  show python3 examples/runner.py --trajectory-id "team-a-$seed" \
+    --initial-messages "$work/inputs/messages.json" --agent-config "$work/inputs/agent_config.json" \
+    --orchestrator-model fake/echo-1 --orchestrator-extra-args '{"temperature": 0.7}' \
+    --mcp-config "$work/inputs/mcp.json" --initial-snapshot "$work/inputs/env.zip" \
+    --output "$work/team-a/run$seed/trajectory.json" --seed "$seed" --deterministic
+done
+run1=$(python3 -c 'import blake3,sys; print("blake3:"+blake3.blake3(open(sys.argv[1],"rb").read()).hexdigest())' "$work/team-a/run1/trajectory.manifest.json")
+run2=$(python3 -c 'import blake3,sys; print("blake3:"+blake3.blake3(open(sys.argv[1],"rb").read()).hexdigest())' "$work/team-a/run2/trajectory.manifest.json")
+echo "# each run left trajectory.manifest.json beside its trajectory: its BLAKE3 is the run's digest"
+
+step "The run manifest: code, parameters, and every input and output by digest"
+show cas manifest show "$run1"
+mcp=$(cas manifest show --json "$run1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mcp_config"]["digest"])')
+echo "# the MCP config as stored: the token never left team A"
+show cas cat "$mcp"; echo
+
+step "Why do the two runs differ? cas diff compares them input by input"
+show cas diff "$run1" "$run2"
+
+step "Team A hands run 1 to team B as one file (a bucket would do the same: cas push)"
+show cas bundle "$run1" -o "$work/run1.casb"
+
+step "Team B, with an empty store and the digest, imports and verifies every byte"
+show team_b cas init "$work/team-b"
+show team_b cas unbundle "$work/run1.casb"
+show team_b cas verify "$run1"
+
+step "Team B checks the files it was handed against the run before grading them"
+show team_b cas verify "$run1" --snapshot "final=$work/team-a/run1/trajectory.final.zip" \
+  --trajectory "$work/team-a/run1/trajectory.json"
+echo "# a snapshot edited after the run is caught, with what differs:"
 python3 - "$work" <<'PY'
-import json, random, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-rng = random.Random(42)
-(out / "trajectory.json").write_text(json.dumps(
-    [{"role": "user", "content": "Fix the failing test."},
-     {"role": "assistant", "content": "Running pytest ... " * 200}], indent=2))
-(out / "agent_config.json").write_text(json.dumps({"max_steps": 50, "temperature": 0}))
-words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(2000)]
-with open(out / "snapshot.tar", "wb") as f:
-    for _ in range(40):
-        f.write(b" ".join(rng.choices(words, k=100_000)))
+import sys, zipfile
+src = f"{sys.argv[1]}/team-a/run1/trajectory.final.zip"
+with zipfile.ZipFile(src) as z, zipfile.ZipFile(f"{sys.argv[1]}/edited.zip", "w") as out:
+    for info in z.infolist():
+        data = z.read(info)
+        out.writestr(info, data.replace(b"revenue,1200", b"revenue,9999") if info.filename == "reports/q3.csv" else data)
 PY
-ls -l "$work"
-
-step "cas put: each file is stored under the BLAKE3 digest of its content"
-show cas put "$work/trajectory.json" "$work/agent_config.json" "$work/snapshot.tar"
-snapshot=$(cas put "$work/snapshot.tar" | cut -d' ' -f1)
-trajectory=$(cas put "$work/trajectory.json" | cut -d' ' -f1)
-
-step "Putting the same content again stores nothing new: the digest is the address"
-show cas put --json "$work/snapshot.tar"
-
-step "cas stat: stored compressed with zstd; the digest is of the content, not the stored bytes"
-show cas stat "$snapshot"
-
-step "cas get: every byte is re-hashed before it reaches the destination"
-show cas get "$snapshot" -o "$work/snapshot.copy.tar"
-show cmp "$work/snapshot.tar" "$work/snapshot.copy.tar" && echo "identical"
-show cas get "${trajectory:7:12}" -o "$work/t.json"   # a unique prefix is enough
-head -c 120 "$work/t.json"; echo " ..."
-
-step "cas tag: a name for a digest"
-show cas tag demo-trajectory "$trajectory"
-show cas tags
-show cas verify demo-trajectory "$snapshot"
-
-step "Snapshots as trees: one digest for one filesystem state, whatever the container"
-mkdir -p "$work/env/src" "$work/env/tests"
-for i in $(seq 1 40); do printf 'def f%s():\n    return %s\n' "$i" "$i" > "$work/env/src/m$i.py"; done
-printf 'print("ok")\n' > "$work/env/tests/test_all.py"
-tar -czf "$work/initial.tar.gz" -C "$work/env" .
-show cas tree "$work/env" "$work/initial.tar.gz"
-initial=$(cas put --tree "$work/initial.tar.gz" | cut -d' ' -f1)
-echo "# the agent edits one file and adds another"
-printf 'def f7():\n    return 700\n' > "$work/env/src/m7.py"
-printf 'notes\n' > "$work/env/NOTES.md"
-final=$(cas put --tree "$work/env" | cut -d' ' -f1)
-show cas diff "$initial" "$final"
-show cas get "$final" -o "$work/final.zip"
-show cas tree "$work/final.zip"
-
-step "Corruption is detected, never returned (on a scratch copy of the object)"
-scratch="$work/scratch-store"
-cas --store "$scratch" init >/dev/null
-cas --store "$scratch" put "$work/trajectory.json" >/dev/null
-object=$(find "$scratch/objects" -type f | head -n 1)
-python3 - "$object" <<'PY'
-import sys
-p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-1] ^= 1; open(p, "wb").write(b)
-PY
-echo "(flipped one bit of the stored object in $scratch)"
 set +e
-show cas --store "$scratch" get "$trajectory" -o "$work/bad.json"
-code=$?
+show team_b cas verify "$run1" --snapshot "final=$work/edited.zip"
+echo "exit code $? (4 = does not match the run)"
 set -e
-echo "exit code $code (4 = integrity failure); $work/bad.json was $( [ -e "$work/bad.json" ] && echo written || echo "not written")"
 
-rm -rf "$scratch"
-step "Done. Digests print in full; check one with any BLAKE3 tool, e.g. b3sum. Files: $work/"
+step "Team B replays run 1: inputs fetched and verified, and the command to run it again"
+show team_b cas replay "$run1" --into "$work/team-b/replay"
+command=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["command_line"])' "$work/team-b/replay/replay.json")
+echo "# team B supplies its own GITHUB_TOKEN, then runs the command:"
+replayed=$(team_b bash -c "$command")
+echo "$replayed"
+show team_b cas diff "$run1" "$replayed"
+echo "# same seed, same inputs: the same final snapshot; only the trajectory id differs"
+
+step "One flipped bit in team B's store: caught, and named by role"
+python3 - "$work/team-b" "$run1" <<'PY'
+import json, sys
+from casstore import open_store, layout
+store = open_store(sys.argv[1])
+run = json.loads(store.get_bytes(sys.argv[2]))
+tree = json.loads(store.get_bytes(run["initial_snapshot"]["digest"]))
+db = next(e["digest"] for e in tree["entries"] if e["path"] == "data/sales.db")
+key = layout.object_key(db)
+data = bytearray(store.backend.read_bytes(key)); data[-1] ^= 1
+store.backend.write_bytes(key, bytes(data))
+print(f"(flipped one bit of data/sales.db, {db})")
+PY
+set +e
+show team_b cas verify "$run1"
+echo "exit code $? (4 = integrity failure)"
+set -e
+
+step "Done. Every digest printed in full; check any with b3sum. Files: $work/"

@@ -51,6 +51,9 @@ def make_inputs(out: Path, seed: int = 0, token: str = "ghp_exampleTokenNotAReal
         z.writestr("reports/q3.csv", "item,amount\nrevenue,1200\ncost,800\ntotal,300\n")
         z.writestr("README.md", " ".join(rng.choices(words, k=400)) + "\n")
         z.writestr("tools/run.sh", "#!/bin/sh\necho run\n")
+        # A binary file over 1 MiB, as environments hold (a database): stored on its own.
+        pages = [rng.randbytes(64) + bytes(4032) for _ in range(16)]
+        z.writestr("data/sales.db", b"".join(rng.choice(pages) for _ in range(400)))
 
 
 def main(argv: list[str] | None = None) -> int:

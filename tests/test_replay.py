@@ -73,7 +73,7 @@ def test_verify_reports_every_role_ok(
     assert code == 0 and report["status"] == "ok" and report["kind"] == "run-manifest"
     roles = {r["role"]: r for r in report["roles"]}
     assert set(roles) == {"manifest", *manifest.roles()}
-    assert roles["initial_snapshot"]["objects"] == 1 + 43  # the tree and its files
+    assert roles["initial_snapshot"]["objects"] == 1 + 44  # the tree and its files
     assert run(["--store", local_store.url, "verify", digest]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"{digest} (run manifest): ok")
