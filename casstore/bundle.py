@@ -169,7 +169,7 @@ def _objects(
 def _header(data: bytes, path: str | os.PathLike[str]) -> Header:
     try:
         header = msgspec.json.decode(data, type=Header)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: a malformed {HEADER_NAME} ({exc})") from None
     if header.format != FORMAT or header.version != VERSION:
         raise BundleError(f"{path}: a {header.format} version {header.version}, not {FORMAT} 1")

@@ -42,10 +42,11 @@ store:
 
 exit codes:
   0  success
-  1  other error (I/O, configuration, not a store)
+  1  other error (I/O, configuration, not a store, read-only store, bad record)
   2  usage error (bad arguments, invalid digest or tag name)
-  3  not found (object, tag or prefix)
-  4  integrity failure (stored bytes do not match their digest)
+  3  not found (object, tag or prefix; a reference that dangles)
+  4  integrity failure (bytes that do not match their digest, a damaged bundle,
+     local files that do not match a run)
 """
 
 
@@ -66,7 +67,7 @@ def _exit_code(exc: BaseException) -> int:
 def _open(args: argparse.Namespace) -> Store:
     from casstore.store import open_store
 
-    return open_store(args.store, cache=not args.no_cache)
+    return open_store(args.store, cache=not args.no_cache, read_only=args.read_only)
 
 
 def _progress(label: str, total: int | None, unit: str = "bytes") -> Any:
@@ -730,6 +731,88 @@ def cmd_unbundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from casstore.gc import collect
+    from casstore.progress import human_bytes
+
+    grace = _duration(args.grace)
+    result = collect(
+        _open(args),
+        grace=grace,
+        dry_run=args.dry_run,
+        log=lambda message: print(f"cas: warning: {message}", file=sys.stderr),
+    )
+    if args.json:
+        _print_json(result.as_json())
+        return EXIT_OK
+    would = "would be " if args.dry_run else ""
+    print(f"{result.roots} roots; {result.reachable} objects reachable")
+    print(
+        f"{would}moved to the trash: {result.trashed} objects "
+        f"({human_bytes(result.trashed_bytes)}), unreachable and older than {args.grace}"
+    )
+    print(
+        f"{would}deleted from the trash: {result.deleted} objects, "
+        f"{human_bytes(result.deleted_bytes)} freed"
+    )
+    print(f"{would}restored from the trash (reachable again): {result.restored}")
+    print(f"{would}rewritten packs: {result.packs_rewritten}")
+    print(f"kept, unreachable but younger than {args.grace}: {result.young}")
+    return EXIT_OK
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    value = text.strip().lower()
+    unit = units.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise UsageError(f"not a duration: {text!r} (e.g. 24h, 30m, 7d, 0)") from None
+    if seconds < 0 or seconds != seconds:
+        raise UsageError(f"not a duration: {text!r} (e.g. 24h, 30m, 7d, 0)")
+    return seconds
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from casstore.fsck import fsck
+    from casstore.progress import human_bytes
+
+    if not 0 < args.sample <= 100:
+        raise UsageError("--sample is a percentage above 0, at most 100")
+    store = _open(args)
+    with _progress("fsck", None, unit="objects") as bar:
+
+        def plan(count: int) -> None:
+            bar.total = count
+
+        result = fsck(
+            store,
+            sample_percent=args.sample,
+            jobs=args.jobs,
+            quarantine=not store.read_only,
+            on_plan=plan,
+            on_object=lambda: bar(1),
+        )
+    code = EXIT_INTEGRITY if result.corrupt else EXIT_NOT_FOUND if result.dangling else EXIT_OK
+    if args.json:
+        _print_json(result.as_json())
+        return code
+    print(
+        f"checked {result.checked} of {result.total} objects ({human_bytes(result.checked_bytes)})"
+    )
+    for digest, problem in result.corrupt.items():
+        print(f"corrupt   {problem if problem.startswith(digest) else f'{digest}: {problem}'}")
+    for key in result.quarantined:
+        print(f"moved to  {key}")
+    for record, missing in result.dangling.items():
+        print(f"dangling  {record} references {len(missing)} missing: {', '.join(missing[:3])}")
+    if code == EXIT_OK:
+        print("no problems found")
+    return code
+
+
 def _other_store(args: argparse.Namespace, spec: str) -> Store:
     """A store named by a ``[remotes.NAME]`` of store.toml, or by its URL."""
     from casstore.config import load_config
@@ -805,6 +888,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     parser.add_argument(
         "--no-cache", action="store_true", help="read remote stores directly, not via the cache"
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="refuse every write to the store (exit 1)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -930,6 +1016,35 @@ def build_parser() -> argparse.ArgumentParser:
         "import a bundle into the store, verifying every object; prints its roots",
     )
     p.add_argument("bundle", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "gc",
+        cmd_gc,
+        "move objects unreachable from any tag to the trash, and empty the trash of those "
+        "unreachable for longer than the grace period",
+    )
+    p.add_argument(
+        "--grace",
+        default="24h",
+        metavar="DURATION",
+        help="how old an unreachable object must be (and how long it stays in the trash) "
+        "before it goes: 90s, 30m, 24h (default), 7d. Longer than any writer takes "
+        "between storing objects and tagging them",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "fsck",
+        cmd_fsck,
+        "re-hash every object (or a sample): corrupt ones are moved to quarantine/ "
+        "(exit 4); dangling references are reported (exit 3)",
+    )
+    p.add_argument(
+        "--sample", type=float, default=100.0, metavar="PERCENT", help="check a random sample"
+    )
+    p.add_argument("-j", "--jobs", type=int, default=8, help="objects checked at once (8)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = add("push", cmd_push, "copy objects and all they reference to another store")

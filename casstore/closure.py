@@ -73,7 +73,7 @@ def _read_record(store: Store, digest: str) -> tuple[str | None, Any]:
 
     try:
         return kind, msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{digest}: a {kind} record that is not valid JSON") from exc
 
 

@@ -28,6 +28,8 @@ class StoreSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     compression_level: int = 3
     #: zstd worker threads for large objects: 0 = the calling thread, -1 = every core.
     compression_threads: int = -1
+    #: Refuse every write (as ``cas --read-only``).
+    read_only: bool = False
 
 
 class S3Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -125,7 +127,7 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
         parsed = msgspec.toml.decode(data, type=ConfigFile)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     if not -7 <= parsed.store.compression_level <= 22:
         raise ConfigError(f"{path}: store.compression_level must be between -7 and 22")

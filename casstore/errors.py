@@ -64,3 +64,7 @@ class ManifestError(CasError, ValueError):
 
 class BundleError(IntegrityError):
     """A bundle file is damaged, or holds a member that is not what it claims."""
+
+
+class ReadOnlyStore(CasError, PermissionError):
+    """A write to a store opened read-only (``--read-only``, ``[store] read_only``)."""

@@ -16,6 +16,11 @@ PACKS = "packs"
 INDEX = "index"
 #: Where local stores stage temp files before publishing them by rename.
 TMP = "tmp"
+#: Where gc moves unreachable objects, ``trash/<batch>/<object key>``, until they
+#: have stayed unreachable for the grace period.
+TRASH = "trash"
+#: Where fsck moves corrupt objects and packs, ``quarantine/<key>``, for inspection.
+QUARANTINE = "quarantine"
 FORMAT_VERSION = 1
 
 
@@ -77,3 +82,22 @@ def pack_of_index_key(key: str) -> str | None:
     except ValueError:
         return None
     return PREFIX + name
+
+
+def pack_of_key(key: str) -> str | None:
+    """The pack digest of a key under ``packs/``, or None."""
+    return digest_of_key(key) if key.startswith(PACKS + "/") else None
+
+
+def trash_key(batch: str, key: str) -> str:
+    return f"{TRASH}/{batch}/{key}"
+
+
+def untrashed_key(key: str) -> str | None:
+    """The original key of a key under ``trash/<batch>/``, or None."""
+    parts = key.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == TRASH else None
+
+
+def quarantine_key(key: str) -> str:
+    return f"{QUARANTINE}/{key}"

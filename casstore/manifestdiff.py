@@ -164,7 +164,7 @@ def _diff_json_input(
     except CasError as exc:
         result.unavailable[role] = str(exc)
         return
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         result.unavailable[role] = "not JSON"
         return
     result.differences += diff_values(role, before, after)

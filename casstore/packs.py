@@ -95,14 +95,27 @@ class PackIndex:
         self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     def refresh(self) -> None:
-        """Read the indexes written since the last look (by this or another writer)."""
+        """Read the indexes written since the last look (by this or another writer), and
+        forget those removed since (gc rewrote their packs)."""
         with self._lock:
             self._ever_loaded = True
+            current = {}
             for key in self._backend.list(layout.INDEX):
                 pack = layout.pack_of_index_key(key)
-                if pack is None or pack in self._loaded:
+                if pack is not None:
+                    current[pack] = key
+            if self._loaded - current.keys():
+                self._where.clear()
+                self._loaded.clear()
+                self._blocks.clear()
+            for pack, key in current.items():
+                if pack in self._loaded:
                     continue
-                self._add(pack, decode_index(self._backend.read_bytes(key), key))
+                try:
+                    data = self._backend.read_bytes(key)
+                except ObjectNotFound:
+                    continue  # removed since the listing
+                self._add(pack, decode_index(data, key))
 
     def _add(self, pack: str, rows: list[Row]) -> None:
         for digest, *where in rows:
@@ -146,10 +159,9 @@ class PackIndex:
         import zstandard
 
         end = where.block_offset + where.block_length
-        try:
-            frame = self._backend.read_range(where.key, where.block_offset, end)
-        except ObjectNotFound:
-            raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
+        # A missing pack raises ObjectNotFound: gc may have rewritten it since the
+        # indexes were read, and the caller looks again.
+        frame = self._backend.read_range(where.key, where.block_offset, end)
         if len(frame) != where.block_length:
             raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
         try:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from casstore import layout, objectfile
 from casstore.backends import Backend, open_backend
@@ -29,11 +29,13 @@ from casstore.digest import (
     parse_prefix,
 )
 from casstore.errors import (
+    BackendError,
     CasError,
     IntegrityError,
     InvalidDigest,
     NotAStore,
     ObjectNotFound,
+    ReadOnlyStore,
 )
 from casstore.objectfile import CHUNK_SIZE, Progress, Readable, VerifyingReader
 from casstore.packs import MAX_PACKED_SIZE, PackIndex, PackWriter
@@ -79,6 +81,17 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    @property
+    def read_only(self) -> bool:
+        from casstore.backends.readonly import ReadOnlyBackend
+
+        return isinstance(self.backend, ReadOnlyBackend)
+
+    def require_writable(self) -> None:
+        """Raise ReadOnlyStore now, before work that would end in a refused write."""
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to store objects")
 
     @property
     def url(self) -> str:
@@ -160,6 +173,7 @@ class Store:
     def batch(self) -> Batch:
         """A context for storing many objects: small ones are packed, and the
         pack is published (durably) when the context exits without error."""
+        self.require_writable()
         return Batch(self)
 
     def put_stream(
@@ -177,19 +191,23 @@ class Store:
         ``expected``, content that hashes to anything else raises IntegrityError
         and is not stored.
         """
+        self.require_writable()
         fd, name = tempfile.mkstemp(dir=self.backend.staging_dir(), prefix=".tmp-")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "w+b") as f:
                 encoded = objectfile.write_object(
                     stream,
-                    f,
+                    cast(BinaryIO, _Staging(f)),
                     level=self.compression_level,
                     threads=self.compression_threads,
                     progress=progress,
                 )
-                f.flush()
-                os.fsync(f.fileno())
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as exc:
+                    raise _staging_error(exc) from exc
             _check_expected(encoded.digest, expected)
             key = layout.object_key(encoded.digest)
             if not (check_present and self.has(encoded.digest)):
@@ -221,25 +239,48 @@ class Store:
             return self.cache.open(digest, lambda: self._open_stored(digest))
         return self._open_stored(digest)
 
-    def _open_stored(self, digest: str) -> VerifyingReader:
+    def _open_stored(self, digest: str, *, retry: bool = True) -> VerifyingReader:
         where = self.packs.get(digest)
         if where is not None:
-            content = self.packs.read(digest, where)
+            try:
+                content = self.packs.read(digest, where)
+            except ObjectNotFound:
+                if not retry:
+                    raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
+                # gc rewrote the pack since the indexes were read: look again.
+                self.packs.refresh()
+                return self._open_stored(digest, retry=False)
             header = objectfile.pack_header(objectfile.RAW, where.length)
             return VerifyingReader(io.BytesIO(header + content), digest)
         try:
             stored = self.backend.open_read(self._key(digest))
         except ObjectNotFound:
+            if not retry:
+                raise ObjectNotFound(digest) from None
             # Another writer may have packed it since the indexes were read.
             self.packs.refresh()
             if digest not in self.packs:
-                raise ObjectNotFound(digest) from None
-            return self._open_stored(digest)
+                return self._from_trash(digest)
+            return self._open_stored(digest, retry=False)
         try:
             return VerifyingReader(stored, digest)
         except BaseException:
             stored.close()
             raise
+
+    def _from_trash(self, digest: str) -> VerifyingReader:
+        """An object gc moved to the trash while a writer was referencing it: readable
+        (verified as ever) until the next gc restores it."""
+        suffix = "/" + layout.object_key(digest)
+        for key in self.backend.list(layout.TRASH):
+            if key.endswith(suffix):
+                stored = self.backend.open_read(key)
+                try:
+                    return VerifyingReader(stored, digest)
+                except BaseException:
+                    stored.close()
+                    raise
+        raise ObjectNotFound(digest)
 
     def _key(self, digest: str) -> str:
         return layout.object_key(digest)
@@ -448,6 +489,36 @@ class Store:
         return {name: self.tag_target(name) for name in names}
 
 
+class _Staging:
+    """The temp file an object is encoded into. Its write errors (a full disk) are the
+    store's, never to be mistaken for errors reading the source."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            raise _staging_error(exc) from exc
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except OSError as exc:
+            raise _staging_error(exc) from exc
+
+
+def _staging_error(exc: OSError) -> BackendError:
+    return BackendError(f"cannot write a temp file for the store: {exc.strerror or exc}")
+
+
 def _check_expected(digest: str, expected: str | None) -> None:
     if expected is not None and digest != expected:
         raise IntegrityError(f"content expected to be {expected} hashes to {digest}")
@@ -541,7 +612,7 @@ def _attach_cache(store: Store) -> None:
     store.cache = ObjectCache(cache_store, parse_size(section.max_size))
 
 
-def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
+def _build(url: str | None, config: Config | None, read_only: bool = False) -> tuple[Store, bool]:
     config = config if config is not None else load_config()
     location = resolve_location(url, config)
     backend = open_backend(
@@ -550,6 +621,10 @@ def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
         concurrency=config.file.s3.concurrency,
     )
     section = config.file.store
+    if read_only or section.read_only:
+        from casstore.backends.readonly import ReadOnlyBackend
+
+        backend = ReadOnlyBackend(backend)
     store = Store(
         backend,
         compression_level=section.compression_level,
@@ -560,7 +635,11 @@ def _build(url: str | None, config: Config | None) -> tuple[Store, bool]:
 
 
 def open_store(
-    url: str | None = None, *, config: Config | None = None, cache: bool = True
+    url: str | None = None,
+    *,
+    config: Config | None = None,
+    cache: bool = True,
+    read_only: bool = False,
 ) -> Store:
     """Open the store at ``url``, else ``$CAS_STORE``, else the one ``store.toml`` names.
 
@@ -570,10 +649,11 @@ def open_store(
     (:func:`init_store`, ``cas init``): otherwise :class:`NotAStore`.
 
     A store that is not on a local disk reads through a local cache (``[cache]``
-    in store.toml) unless ``cache`` is false.
+    in store.toml) unless ``cache`` is false. A store opened ``read_only`` (or
+    with ``[store] read_only``) refuses every write with :class:`ReadOnlyStore`.
     """
-    store, embedded = _build(url, config)
-    if embedded:
+    store, embedded = _build(url, config, read_only)
+    if embedded and not store.read_only:
         store.initialize()
     else:
         store.check_marker()

@@ -112,7 +112,7 @@ def decode(data: bytes, digest: str = "tree") -> list[Entry]:
         raise IntegrityError(f"{digest} is not a tree record")
     try:
         entries = _DECODER.decode(data).entries
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
     for entry in entries:
         if entry.type == "file" and (entry.size < 0 or not _DIGEST.fullmatch(entry.digest)):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -87,6 +88,9 @@ class S3Server:
     environment: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     ports: tuple[int, ...] = ()
+    #: A second identity that may read and list but not write.
+    reader_key: str = ""
+    reader_secret: str = ""
 
     def storage_options(self, **extra: Any) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem``."""
@@ -178,8 +182,28 @@ def start_seaweedfs(workdir: Path, timeout: float = 60) -> S3Server:
     """Run ``weed server`` with an S3 gateway in ``workdir`` and wait until it answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = "casstore" + secrets.token_hex(4), secrets.token_hex(16)
-    # weed 4.x makes these its admin identity; no -s3.config file is needed.
+    # weed 4.x makes these its admin identity; the config file adds a read-only one.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    reader_key, reader_secret = "reader" + secrets.token_hex(4), secrets.token_hex(16)
+    identities = [
+        (access_key, secret_key, ["Admin", "Read", "List", "Tagging", "Write"]),
+        (reader_key, reader_secret, ["Read", "List"]),
+    ]
+    s3_config = workdir / "s3.json"
+    s3_config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": key,
+                        "credentials": [{"accessKey": key, "secretKey": secret}],
+                        "actions": actions,
+                    }
+                    for key, secret, actions in identities
+                ]
+            }
+        )
+    )
     deadline = time.monotonic() + timeout
     for attempt in range(1, _STARTUP_ATTEMPTS + 1):
         # The ports are only known free when chosen: another process may take one before
@@ -206,10 +230,19 @@ def start_seaweedfs(workdir: Path, timeout: float = 60) -> S3Server:
             # Both default to fixed ports (8181, 9101) that parallel servers would share.
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            f"-s3.config={s3_config}",
             "-metricsPort=0",
         ]
         server = S3Server(
-            f"http://127.0.0.1:{s3}", access_key, secret_key, workdir, cmd, env, ports=ports
+            f"http://127.0.0.1:{s3}",
+            access_key,
+            secret_key,
+            workdir,
+            cmd,
+            env,
+            ports=ports,
+            reader_key=reader_key,
+            reader_secret=reader_secret,
         )
         server._launch()
         try:

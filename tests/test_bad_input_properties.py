@@ -1,7 +1,7 @@
 """Damaged input yields only casstore errors: never another exception, never wrong data.
 
 Seeded mutations of tar streams (plain, gzip, zstd), zips, tree records, pack
-indexes and stored objects.
+indexes, stored objects, digests, run manifests, ``store.toml`` and bundles.
 """
 
 from __future__ import annotations
@@ -109,3 +109,121 @@ def test_malformed_pack_indexes_and_objects_are_integrity_errors(data: bytes) ->
         content = reader.read()
         # Never wrong bytes: whatever is returned is the content named by the digest.
         assert "blake3:" + blake3(content).hexdigest() == digest
+
+
+@SETTINGS
+@given(text=st.text(max_size=80) | st.from_regex(r"(blake3:)?[0-9a-fA-F]{0,70}", fullmatch=True))
+def test_digests_parse_or_raise_invalid_digest(text: str) -> None:
+    from casstore.digest import parse_digest
+    from casstore.errors import InvalidDigest
+
+    with contextlib.suppress(InvalidDigest):
+        assert DIGEST.fullmatch(parse_digest(text))
+
+
+def _golden_manifest() -> bytes:
+    from casstore.manifest import Ref, RunManifest, encode
+
+    digest = "blake3:" + "ab" * 32
+    return encode(
+        RunManifest(
+            trajectory_id="t",
+            orchestrator_extra_args={"temperature": 0.5, "nested": {"a": [1, 2]}},
+            initial_snapshot=Ref(digest, 10),
+            artifacts={"log": Ref(digest, 3)},
+        )
+    )
+
+
+MANIFEST = _golden_manifest()
+
+
+@SETTINGS
+@given(
+    data=st.binary(max_size=400)
+    | st.builds(lambda c, n: mutate(MANIFEST, c, n), mutations, st.integers(0, 10**6))
+)
+def test_damaged_manifests_raise_manifest_errors(data: bytes) -> None:
+    from casstore.errors import ManifestError
+    from casstore.manifest import decode, encode
+
+    with contextlib.suppress(ManifestError):
+        record = decode(data)
+        encode(record)  # whatever decodes is a record that encodes
+
+
+@SETTINGS
+@given(
+    text=st.text(max_size=300)
+    | st.builds(
+        lambda key, value: f"[store]\n{key} = {value}\n",
+        st.sampled_from(["url", "compression_level", "read_only", "nope", "compression_threads"]),
+        st.sampled_from(['"x"', "3", "true", "[1]", "-1", '"s3://"', "1e999", "{a=1}"]),
+    )
+    | st.builds(
+        lambda section, body: f"[{section}]\n{body}\n",
+        st.sampled_from(["s3", "cache", "tree", "remotes.a", "remotes", "store.x", "other"]),
+        st.text(max_size=60),
+    )
+)
+def test_malformed_store_toml_raises_config_errors(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    from casstore.config import load_config
+    from casstore.errors import ConfigError
+
+    path = Path(tmp_path_factory.mktemp("toml")) / "store.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    with contextlib.suppress(ConfigError):
+        config = load_config(path)
+        config.storage_options("s3://bucket/prefix")
+
+
+def _bundle(tmp: Path) -> tuple[bytes, str]:
+    from casstore.bundle import write_bundle
+    from casstore.store import init_store
+
+    store, _ = init_store(str(tmp / "src"))
+    blobs = [store.put_bytes(bytes([i]) * (100 + i)).digest for i in range(3)]
+    refs = ",".join(f'{{"digest":"{d}","size":0}}' for d in blobs)
+    root = store.put_bytes(
+        (
+            '{"casstore":"run-manifest","schema_version":"1.0","artifacts":{"a":'
+            + refs.split("},")[0]
+            + "}}}"
+        ).encode()
+    ).digest
+    out = io.BytesIO()
+    write_bundle(store, [root, *blobs], out)
+    return out.getvalue(), root
+
+
+@SETTINGS
+@given(changes=mutations, cut=st.integers(0, 10**6), raw=st.booleans())
+def test_damaged_bundles_raise_casstore_errors_and_import_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+    changes: list[tuple[int, int]],
+    cut: int,
+    raw: bool,
+) -> None:
+    from casstore.bundle import read_bundle
+    from casstore.store import init_store
+
+    tmp = Path(tmp_path_factory.mktemp("bundle"))
+    bundle, _ = _bundle(tmp)
+    if raw:
+        # Damage inside the compression: the tar itself, recompressed.
+        inner = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bundle)).read()
+        data = zstandard.ZstdCompressor().compress(mutate(inner, changes, cut))
+    else:
+        data = mutate(bundle, changes, cut)
+    path = tmp / "damaged.casb"
+    path.write_bytes(data)
+    store, _ = init_store(str(tmp / "dst"))
+    try:
+        result = read_bundle(store, path)
+    except CasError:
+        assert list(store.iter_digests()) == []  # refused: nothing imported
+        return
+    for digest in result.roots:  # accepted: then every byte is right
+        assert "blake3:" + blake3(store.get_bytes(digest)).hexdigest() == digest

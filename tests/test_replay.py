@@ -262,6 +262,8 @@ def test_bundle_roundtrip_into_an_empty_store(
     again = tmp_path / "again.casb"
     assert run(["--store", local_store.url, "bundle", digest, "-o", str(again)]) == 0
     assert again.read_bytes() == bundle.read_bytes()  # deterministic
+    inside = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bundle.read_bytes())).read()
+    assert TOKEN.encode() not in inside and b"<redacted>" in inside
     assert run(["--store", local_store.url, "bundle", digest, "-o", str(again)]) == 1
     other, _ = init_store(str(tmp_path / "team-b"))
     capsys.readouterr()

@@ -195,3 +195,23 @@ def _wait_for_bucket(fs: object, bucket: str) -> None:
         except FileNotFoundError:
             time.sleep(0.3)
     raise AssertionError(f"bucket {bucket} did not come back after the restart")
+
+
+def test_read_only_credentials_refuse_writes_clearly(s3_server: S3Server, tmp_path: Path) -> None:
+    url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    store, _ = init_store(url)
+    digest = store.put_bytes(b"readable by anyone with read access").digest
+    (tmp_path / "f").write_bytes(b"a new object")
+    reader = {
+        **s3_server.env(),
+        "AWS_ACCESS_KEY_ID": s3_server.reader_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.reader_secret,
+    }
+    shown = run_cas("--store", url, "--no-cache", "cat", digest, env=reader)
+    assert shown.returncode == 0 and shown.stdout == b"readable by anyone with read access"
+    for args in (["put", str(tmp_path / "f")], ["tag", "t", digest]):
+        refused = run_cas("--store", url, *args, env=reader)
+        err = refused.stderr.decode()
+        assert refused.returncode == 1, err
+        assert err.count("\n") == 1 and "denied" in err.lower()
+    assert not store.has(hash_bytes(b"a new object")) and store.tags() == {}

@@ -6,12 +6,24 @@ Everything else (objects, refs, verification) is built on these by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from casstore.errors import BackendError, ObjectNotFound
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key: str
+    size: int
+    #: Last modification, as a POSIX timestamp.
+    mtime: float
 
 
 class Backend(ABC):
@@ -56,10 +68,15 @@ class Backend(ABC):
         created = []
         for key, data in items:
             fd, name = tempfile.mkstemp(dir=self.staging_dir(), prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+                raise BackendError(f"cannot write {key}: {exc.strerror or exc}") from exc
             created.append(self.publish(Path(name), key))
         return created
 
@@ -80,6 +97,21 @@ class Backend(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """Every key below the folder ``prefix``, recursively, in no particular order."""
+
+    @abstractmethod
+    def list_detailed(self, prefix: str) -> Iterator[KeyInfo]:
+        """Like :meth:`list`, with each key's size and modification time."""
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove every key; absent ones are ignored. Batched where the backend can."""
+        for key in keys:
+            with contextlib.suppress(ObjectNotFound):
+                self.delete(key)
+
+    def move(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` (replacing it); the moved key's time becomes now."""
+        self.write_bytes(dst, self.read_bytes(src))
+        self.delete(src)
 
     @abstractmethod
     def staging_dir(self) -> Path:

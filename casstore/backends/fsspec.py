@@ -6,13 +6,14 @@ never pays for them. Their errors are translated to casstore's at this edge.
 
 from __future__ import annotations
 
+import datetime
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from casstore.backends.base import Backend
+from casstore.backends.base import Backend, KeyInfo
 from casstore.errors import BackendError, CasError, ConfigError, ObjectNotFound
 
 _INSTALL_HINTS = {
@@ -23,6 +24,19 @@ _INSTALL_HINTS = {
     "az": "azure",
     "abfs": "azure",
 }
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """A listing entry's modification time: S3 says LastModified, others mtime or created."""
+    for name in ("LastModified", "mtime", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.UTC)
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0
 
 
 class FsspecBackend(Backend):
@@ -107,7 +121,32 @@ class FsspecBackend(Backend):
                 found = []
         strip = len(self.root) + 1
         for path in found:
-            yield cast(str, path)[strip:]
+            key = cast(str, path)[strip:]
+            # Some servers (SeaweedFS) list an emptied folder as a key of its own.
+            if key and key != prefix.rstrip("/"):
+                yield key
+
+    def list_detailed(self, prefix: str) -> Iterator[KeyInfo]:
+        with self._translated(f"cannot list {prefix}", missing=prefix):
+            try:
+                found = self.fs.find(self._path(prefix), detail=True)
+            except FileNotFoundError:
+                found = {}
+        strip = len(self.root) + 1
+        for path, info in found.items():
+            key = cast(str, path)[strip:]
+            if key and key != prefix.rstrip("/") and info.get("type") != "directory":
+                yield KeyInfo(key, int(info.get("size") or 0), _mtime(info))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        paths = [self._path(k) for k in keys]
+        for start in range(0, len(paths), 1000):  # S3 deletes up to 1,000 keys a request
+            with self._translated("cannot delete"), suppress(FileNotFoundError):
+                self.fs.rm(paths[start : start + 1000])
+
+    def move(self, src: str, dst: str) -> None:
+        with self._translated(f"cannot move {src}", missing=src):
+            self.fs.mv(self._path(src), self._path(dst))
 
     def staging_dir(self) -> Path:
         return Path(self._staging.name)

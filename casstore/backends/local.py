@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from casstore import layout
-from casstore.backends.base import Backend
+from casstore.backends.base import Backend, KeyInfo
 from casstore.errors import BackendError, ObjectNotFound
 
 
@@ -103,6 +103,34 @@ class LocalBackend(Backend):
             for name in files:
                 if not name.startswith(".tmp-"):
                     yield f"{rel}/{name}"
+
+    def list_detailed(self, prefix: str) -> Iterator[KeyInfo]:
+        base = self._path(prefix)
+        for folder, _dirs, files in os.walk(base):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                try:
+                    st = os.stat(os.path.join(folder, name))
+                except FileNotFoundError:
+                    continue  # removed while listing
+                yield KeyInfo(f"{rel}/{name}", st.st_size, st.st_mtime)
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            # A rename keeps the old time; a move is dated now, as on S3.
+            os.utime(target)
+            _fsync_dir(target.parent)
+        except (FileNotFoundError, NotADirectoryError):
+            if not source.exists():
+                raise ObjectNotFound(src) from None
+            raise
+        except OSError as exc:
+            raise BackendError(f"cannot move {src}: {exc.strerror or exc}") from exc
 
     def staging_dir(self) -> Path:
         path = self.root / layout.TMP

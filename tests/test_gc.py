@@ -1,0 +1,194 @@
+"""gc: roots and grace, trash and restore, packs rewritten, and no loss under concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from casstore import layout
+from casstore.cli import run
+from casstore.digest import hash_bytes
+from casstore.errors import ObjectNotFound
+from casstore.gc import collect
+from casstore.store import Store, init_store, open_store
+from casstore.verification import verify_closure
+
+
+def _record(store: Store, *digests: str) -> str:
+    """A record referencing ``digests`` (the shape of a run manifest's references)."""
+    refs = {f"r{i}": {"digest": d, "size": 0} for i, d in enumerate(digests)}
+    data = json.dumps({"casstore": "run-manifest", "schema_version": "1.0", **refs})
+    return store.put_bytes(data.replace(", ", ",").replace(": ", ":").encode()).digest
+
+
+def _age(seconds: float) -> None:
+    """Let everything stored so far become older than ``seconds`` (S3 times are whole
+    seconds, so no backend is asked to fake them)."""
+    time.sleep(seconds + 0.1)
+
+
+def test_gc_keeps_what_tags_reach_and_frees_the_rest(store: Store) -> None:
+    rng = random.Random(3)
+    live_big = store.put_bytes(rng.randbytes(2 << 20)).digest
+    dead_big = store.put_bytes(rng.randbytes(2 << 20)).digest
+    with store.batch() as batch:
+        live_small = [batch.put_bytes(rng.randbytes(3000)) for _ in range(5)]
+        dead_small = [batch.put_bytes(rng.randbytes(3000)) for _ in range(5)]
+    root = _record(store, live_big, *live_small)
+    store.tag("keep", root)
+    _age(1.0)
+
+    dry = collect(store, grace=0, dry_run=True)
+    assert dry.trashed == 1 + 5 and dry.packs_rewritten == 1
+    assert store.has(dead_big) and all(store.has(d) for d in dead_small)
+
+    first = collect(store, grace=0)
+    assert first.roots == 1 and first.reachable == 1 + 1 + 5
+    assert (first.trashed, first.packs_rewritten, first.deleted) == (6, 1, 0)
+    assert not store.has(dead_big) and not any(store.has(d) for d in dead_small)
+    assert store.get_bytes(dead_big)  # still readable, from the trash, until the next gc
+    assert verify_closure(store, root).status == "ok"
+
+    time.sleep(1.1)
+    second = collect(store, grace=0)
+    assert second.deleted == 6 and second.deleted_bytes >= (2 << 20) + 5 * 3000
+    with pytest.raises(ObjectNotFound):
+        store.get_bytes(dead_big)
+    assert verify_closure(store, root).status == "ok"
+    assert sorted(store.iter_digests()) == sorted({root, live_big, *live_small})
+    assert list(store.backend.list(layout.TRASH)) == []
+
+
+def test_young_objects_are_kept(store: Store) -> None:
+    orphan = store.put_bytes(b"just written by someone about to tag it").digest
+    result = collect(store, grace=3600)
+    assert result.young == 1 and result.trashed == 0 and store.has(orphan)
+
+
+def test_an_object_tagged_after_it_was_trashed_is_restored(store: Store) -> None:
+    orphan = store.put_bytes(b"old and unreferenced" * 100).digest
+    _age(1.0)
+    assert collect(store, grace=0).trashed == 1
+    assert not store.has(orphan)
+    # A writer that had seen it present now tags a record referencing it.
+    store.tag("late", _record(store, orphan))
+    time.sleep(1.1)
+    result = collect(store, grace=0)
+    assert result.restored == 1 and result.deleted == 0
+    assert store.has(orphan) and store.get_bytes(orphan) == b"old and unreferenced" * 100
+    assert list(store.backend.list(layout.TRASH)) == []
+
+
+def test_gc_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, _ = init_store(str(tmp_path / "s"))
+    store.put_bytes(b"orphan")
+    old = time.time() - 7200
+    for info in store.backend.list_detailed(layout.OBJECTS):
+        os.utime(store.backend.root / info.key, (old, old))  # type: ignore[attr-defined]
+    assert run(["--store", store.url, "gc", "--grace", "1h", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trashed"] == 1
+    assert store.has(hash_bytes(b"orphan"))
+    assert run(["--store", store.url, "gc", "--grace", "1h"]) == 0
+    assert "moved to the trash: 1 objects" in capsys.readouterr().out
+    assert run(["--store", store.url, "gc", "--grace", "soon"]) == 2
+    assert run(["--store", store.url, "--read-only", "gc", "--grace", "0"]) == 1
+    assert "read-only" in capsys.readouterr().err
+
+
+WRITER = """
+import json, random, sys, time
+from casstore.store import open_store
+
+store = open_store(sys.argv[1])
+rng = random.Random(int(sys.argv[2]))
+old = json.loads(sys.argv[3])
+for i in range(40):
+    # Reuse objects that are old and unreferenced (deduplicated: not stored again),
+    # add new ones, and tag a record naming them all at once.
+    reused = rng.sample(old, 3)
+    new = [store.put_bytes(rng.randbytes(rng.choice([100, 3000, 1_200_000]))).digest
+           for _ in range(2)]
+    with store.batch() as batch:
+        new += [batch.put_bytes(rng.randbytes(500)) for _ in range(3)]
+    refs = {f"r{j}": {"digest": d, "size": 0} for j, d in enumerate(reused + new)}
+    record = json.dumps({"casstore": "run-manifest", "schema_version": "1.0", **refs},
+                        separators=(",", ":")).encode()
+    store.tag(f"w{sys.argv[2]}-{i}", store.put_bytes(record).digest)
+    time.sleep(rng.uniform(0, 0.05))
+print("done", flush=True)
+"""
+
+GC_LOOP = """
+import sys, time
+from casstore.gc import collect
+from casstore.store import open_store
+
+deadline = time.time() + float(sys.argv[2])
+runs = 0
+while time.time() < deadline:
+    collect(open_store(sys.argv[1]), grace=float(sys.argv[3]))
+    runs += 1
+print(runs, flush=True)
+"""
+
+
+def test_gc_running_while_writers_put_and_tag_loses_nothing(tmp_path: Path) -> None:
+    store, _ = init_store(str(tmp_path / "store"))
+    rng = random.Random(11)
+    # Old, unreferenced objects that writers will find present and reference.
+    old_loose = [store.put_bytes(rng.randbytes(2000 + i)).digest for i in range(30)]
+    with store.batch() as batch:
+        old_packed = [batch.put_bytes(rng.randbytes(700 + i)) for i in range(30)]
+    ancient = time.time() - 3600
+    for folder in (layout.OBJECTS, layout.PACKS):
+        for info in store.backend.list_detailed(folder):
+            os.utime(Path(store.url) / info.key, (ancient, ancient))
+    grace = 2.0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    gc = subprocess.Popen(
+        [sys.executable, "-c", GC_LOOP, store.url, "8", str(grace)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, store.url, str(n), json.dumps(old_loose + old_packed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(3)
+    ]
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0 and out.strip() == "done", err
+    gc_out, _ = gc.communicate(timeout=300)
+    assert gc.returncode == 0 and int(gc_out) >= 2
+    # Once the grace period has passed, one more gc restores whatever was trashed
+    # while a writer was about to reference it; then every tag's closure is whole.
+    time.sleep(grace + 0.5)
+    final = collect(open_store(store.url), grace=grace)
+    fresh = open_store(store.url)
+    tags = fresh.tags()
+    assert len(tags) == 3 * 40
+    for name, digest in tags.items():
+        report = verify_closure(fresh, digest)
+        assert report.status == "ok", (name, report.as_json())
+        for role in report.roles:
+            assert not role.missing
+    # And the old objects no writer referenced did go (trash, then deleted).
+    from casstore.closure import walk
+
+    referenced = set(walk(fresh, list(tags.values())).order)
+    unreferenced = [d for d in old_loose + old_packed if d not in referenced]
+    assert all(not fresh.has(d) for d in unreferenced)
+    assert final.reachable == len(referenced)
