@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-peers clean
 
 $(VENV)/.base: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "casstore needs Python 3.11 or newer")'
@@ -31,6 +31,17 @@ test: lint
 
 bench: $(VENV)/.test
 	$(PY) -m benchmarks
+
+# The peers benchmarks compare with: restic and borg from Debian, DVC from PyPI in its
+# own environment (.venv-peers). Optional: `make bench` skips peers that are missing.
+bench-peers:
+	@command -v restic >/dev/null && command -v borg >/dev/null || \
+		{ $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q restic borgbackup || \
+		  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && \
+		    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q restic borgbackup; }; }
+	@test -x .venv-peers/bin/dvc || { $(PYTHON) -m venv .venv-peers && \
+		.venv-peers/bin/python -m pip install --quiet --disable-pip-version-check dvc; }
+	@restic version && borg --version && .venv-peers/bin/dvc --version
 
 clean:
 	rm -rf $(VENV) .cas .pytest_cache .mypy_cache .ruff_cache

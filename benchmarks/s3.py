@@ -81,7 +81,44 @@ def plain_http_put_loop(server: S3Server, datas: list[bytes], prefix: str) -> No
     conn.close()
 
 
-def run(workdir: Path, runs: int = 2) -> list[Rate]:
+@dataclass
+class ClosureResult:
+    objects: int
+    size: int
+    push_seconds: float
+    verify_seconds: float
+
+    def lines(self) -> list[str]:
+        mb = self.size / 1e6
+        return [
+            f"push of a run's closure ({self.objects} objects, {mb:.0f} MB): "
+            f"{self.push_seconds:.2f} s ({mb / self.push_seconds:.0f} MB/s, "
+            f"{self.objects / self.push_seconds:.0f} objects/s)",
+            f"verify of it on S3: {self.verify_seconds:.2f} s "
+            f"({mb / self.verify_seconds:.0f} MB/s, "
+            f"{self.objects / self.verify_seconds:.0f} objects/s)",
+        ]
+
+
+def push_and_verify(source: Store, run_digest: str) -> ClosureResult:
+    """Push a recorded run to a fresh bucket prefix, then verify its closure there."""
+    from casstore.transfer import transfer
+    from casstore.verification import verify_closure
+
+    target = init_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")[0]
+    start = time.perf_counter()
+    result = transfer(source, target, [run_digest])
+    pushed = time.perf_counter() - start
+    start = time.perf_counter()
+    report = verify_closure(open_store(target.url, cache=False), run_digest, jobs=16)
+    verified = time.perf_counter() - start
+    assert report.status == "ok", report.as_json()
+    return ClosureResult(result.copied, result.copied_bytes, pushed, verified)
+
+
+def run(
+    workdir: Path, runs: int = 2, closure: tuple[Store, str] | None = None
+) -> tuple[list[Rate], ClosureResult | None]:
     import s3fs
 
     # A fresh server folder each run: a reused one still has the last run's bucket.
@@ -96,15 +133,18 @@ def run(workdir: Path, runs: int = 2) -> list[Rate]:
         if rate.name not in best or rate.seconds < best[rate.name].seconds:
             best[rate.name] = rate
 
+    pushed = None
     try:
         with server_environment(server):
             s3fs.S3FileSystem(**server.storage_options()).mkdir(BUCKET)
             for attempt in range(runs):
                 measure_once(server, f"bench-{attempt}", fresh, keep)
+            if closure is not None:
+                pushed = push_and_verify(*closure)
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    return list(best.values())
+    return list(best.values()), pushed
 
 
 def measure_once(

@@ -60,19 +60,21 @@ class Closure:
     missing: dict[str, str] = field(default_factory=dict)
 
 
-def _read_record(store: Store, digest: str) -> tuple[str | None, Any]:
+def _read_record(store: Store, digest: str) -> tuple[str | None, Any, list[str]]:
+    """(kind, decoded record, chunks): a plain object has no kind; a chunked one, chunks."""
     with store.open(digest) as reader:
+        chunks = [d for d, _ in reader.chunks or []]
         if reader.size > MAX_RECORD_SIZE:
-            return None, None
+            return None, None, chunks
         head = reader.read(64)
         kind = record_kind(head)
         if kind is None:
-            return None, None
+            return None, None, chunks
         data = head + reader.read()
     import msgspec
 
     try:
-        return kind, msgspec.json.decode(data)
+        return kind, msgspec.json.decode(data), []
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{digest}: a {kind} record that is not valid JSON") from exc
 
@@ -83,6 +85,9 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
     seen: set[str] = set()
     # Tree entries are file contents: they are listed, not opened.
     leaf_parent: dict[str, str] = {}
+    # Objects stored as chunks: their chunks belong to the closure too.
+    chunked: dict[str, list[str]] = {}
+    large_leaves: set[str] = set()
     for root in roots:
         # Iterative post-order: a record is appended after all its references.
         stack: list[tuple[str, str | None, bool]] = [(parse_digest(root), None, False)]
@@ -98,13 +103,15 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
                 result.order.append(digest)
                 continue
             try:
-                kind, record = _read_record(store, digest)
+                kind, record, chunks = _read_record(store, digest)
             except ObjectNotFound:
                 if parent is None:
                     raise
                 result.missing[digest] = parent
                 continue
             if kind is None:
+                if chunks:
+                    chunked[digest] = chunks
                 result.order.append(digest)
                 continue
             result.kinds[digest] = kind
@@ -112,6 +119,7 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
             if kind.startswith("tree/"):
                 for ref in refs:
                     leaf_parent.setdefault(ref, digest)
+                large_leaves.update(_large_files(record))
             stack.append((digest, parent, True))
             stack.extend((ref, digest, False) for ref in reversed(refs))
     # Leaves were not opened: one batched presence check finds the absent ones.
@@ -120,4 +128,46 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
         result.order = [d for d in result.order if d not in absent]
         for digest in absent:
             result.missing[digest] = leaf_parent[digest]
+    # Only files this large may be stored as chunks: one header read each.
+    for digest in large_leaves - absent - chunked.keys():
+        if digest in leaf_parent:
+            found = store.chunk_list(digest)
+            if found:
+                chunked[digest] = [d for d, _ in found]
+    if chunked:
+        _add_chunks(store, result, chunked, seen)
     return result
+
+
+def _large_files(record: Any) -> set[str]:
+    from casstore.store import CHUNKED_MIN
+
+    entries = record.get("entries") if isinstance(record, dict) else None
+    return {
+        e["digest"]
+        for e in entries or []
+        if isinstance(e, dict)
+        and isinstance(e.get("size"), int)
+        and e["size"] >= CHUNKED_MIN
+        and isinstance(e.get("digest"), str)
+    }
+
+
+def _add_chunks(
+    store: Store, result: Closure, chunked: dict[str, list[str]], seen: set[str]
+) -> None:
+    """Put each chunked object's chunks just before it in the order."""
+    every = list(dict.fromkeys(c for chunks in chunked.values() for c in chunks if c not in seen))
+    absent = set(store.missing(every))
+    order = []
+    for digest in result.order:
+        for chunk in chunked.get(digest, []):
+            if chunk in seen:
+                continue
+            seen.add(chunk)
+            if chunk in absent:
+                result.missing[chunk] = digest
+            else:
+                order.append(chunk)
+        order.append(digest)
+    result.order = order

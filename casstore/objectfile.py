@@ -12,12 +12,12 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
 
 from blake3 import blake3
 
 from casstore.digest import PREFIX
-from casstore.errors import IntegrityError
+from casstore.errors import IntegrityError, ObjectNotFound
 from casstore.writebehind import WriteBehind
 
 if TYPE_CHECKING:
@@ -27,7 +27,12 @@ MAGIC: Final = b"CASO"
 VERSION: Final = 1
 RAW: Final = 0
 ZSTD: Final = 1
-ENCODINGS: Final = {RAW: "raw", ZSTD: "zstd"}
+#: The payload lists the object's chunks (see ``docs/FORMAT.md``); only a store reads it.
+CHUNKED: Final = 2
+ENCODINGS: Final = {RAW: "raw", ZSTD: "zstd", CHUNKED: "chunked"}
+_CHUNK_ENTRY = struct.Struct("<32sQ")
+#: A chunk list longer than this is not one we wrote (a 1 TiB object has ~1 million).
+MAX_CHUNK_LIST = 64 << 20
 _HEADER = struct.Struct("<4sBBHQ")
 HEADER_SIZE: Final = _HEADER.size
 
@@ -73,6 +78,72 @@ def unpack_header(data: bytes, what: str) -> tuple[int, int]:
             f"{what}: stored object has an unknown version {version} or encoding {encoding}"
         )
     return encoding, size
+
+
+def encode_chunk_list(chunks: list[tuple[str, int]]) -> bytes:
+    """A chunked object's stored bytes: header (total size), then per chunk its raw
+    32-byte digest and its size."""
+    total = sum(size for _, size in chunks)
+    body = b"".join(
+        _CHUNK_ENTRY.pack(bytes.fromhex(digest[len(PREFIX) :]), size) for digest, size in chunks
+    )
+    return pack_header(CHUNKED, total) + body
+
+
+def decode_chunk_list(body: bytes, size: int, what: str) -> list[tuple[str, int]]:
+    """The chunks of a chunked object whose header said ``size``; IntegrityError if bad."""
+    if len(body) % _CHUNK_ENTRY.size or len(body) > MAX_CHUNK_LIST:
+        raise IntegrityError(f"{what}: a malformed chunk list")
+    chunks = [
+        (PREFIX + raw.hex(), length) for raw, length in _CHUNK_ENTRY.iter_unpack(body)
+    ]
+    if sum(length for _, length in chunks) != size or any(n <= 0 for _, n in chunks):
+        raise IntegrityError(f"{what}: its chunk list does not add up to its size")
+    return chunks
+
+
+class _ChunkChain(io.RawIOBase):
+    """The content of a chunked object: its chunks, each opened and verified in turn."""
+
+    def __init__(
+        self, digest: str, chunks: list[tuple[str, int]], open_chunk: Callable[[str], io.RawIOBase]
+    ) -> None:
+        super().__init__()
+        self._digest = digest
+        self._chunks = list(reversed(chunks))
+        self._open = open_chunk
+        self._current: io.RawIOBase | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self) -> io.RawIOBase | None:
+        if self._current is None and self._chunks:
+            chunk, _ = self._chunks.pop()
+            try:
+                self._current = self._open(chunk)
+            except ObjectNotFound:
+                raise IntegrityError(f"{self._digest}: its chunk {chunk} is missing") from None
+        return self._current
+
+    def readinto(self, buffer: Buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        while (current := self._next()) is not None:
+            n = current.readinto(view)
+            if n:
+                return int(n)
+            current.close()
+            self._current = None
+        return 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = super().read(size)
+        return data if data is not None else b""
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+        super().close()
 
 
 def _compression_pays(zstd_compress: Callable[[bytes], bytes], sample: bytes) -> bool:
@@ -155,19 +226,31 @@ class VerifyingReader(io.RawIOBase):
     bytes (``get_file``, ``cat``) read to the end before publishing anything.
     """
 
-    def __init__(self, stored: BinaryIO, digest: str) -> None:
+    def __init__(
+        self,
+        stored: BinaryIO,
+        digest: str,
+        open_chunk: Callable[[str], io.RawIOBase] | None = None,
+    ) -> None:
         super().__init__()
         self.digest = digest
         self._stored = stored
         encoding, self.size = unpack_header(stored.read(HEADER_SIZE), digest)
         self.encoding = ENCODINGS[encoding]
+        #: For a chunked object, its chunks (digest, size); None otherwise.
+        self.chunks: list[tuple[str, int]] | None = None
         self._hasher = blake3()
         self._count = 0
         self._verified = False
         self._source: IO[bytes]
         #: What the decoder raises on bytes that are not a valid encoding.
         self._corrupt: tuple[type[Exception], ...] = ()
-        if encoding == ZSTD:
+        if encoding == CHUNKED:
+            if open_chunk is None:
+                raise IntegrityError(f"{digest}: a chunked object is read through its store")
+            self.chunks = decode_chunk_list(stored.read(MAX_CHUNK_LIST + 1), self.size, digest)
+            self._source = cast(IO[bytes], _ChunkChain(digest, self.chunks, open_chunk))
+        elif encoding == ZSTD:
             import zstandard
 
             self._corrupt = (zstandard.ZstdError,)

@@ -263,10 +263,27 @@ class Store:
                 return self._from_trash(digest)
             return self._open_stored(digest, retry=False)
         try:
-            return VerifyingReader(stored, digest)
+            return VerifyingReader(stored, digest, self._open_chunk)
         except BaseException:
             stored.close()
             raise
+
+    def _open_chunk(self, digest: str) -> io.RawIOBase:
+        return self._open_stored(digest)
+
+    def chunk_list(self, digest: str) -> list[tuple[str, int]] | None:
+        """The chunks (digest, size) of a chunked object; None for any other object."""
+        digest = parse_digest(digest)
+        if digest in self.packs:
+            return None
+        key = self._key(digest)
+        encoding, size = objectfile.unpack_header(
+            self.backend.read_range(key, 0, objectfile.HEADER_SIZE), digest
+        )
+        if encoding != objectfile.CHUNKED:
+            return None
+        body = self.backend.read_bytes(key)[objectfile.HEADER_SIZE :]
+        return objectfile.decode_chunk_list(body, size, digest)
 
     def _from_trash(self, digest: str) -> VerifyingReader:
         """An object gc moved to the trash while a writer was referencing it: readable
@@ -276,7 +293,7 @@ class Store:
             if key.endswith(suffix):
                 stored = self.backend.open_read(key)
                 try:
-                    return VerifyingReader(stored, digest)
+                    return VerifyingReader(stored, digest, self._open_chunk)
                 except BaseException:
                     stored.close()
                     raise
@@ -519,6 +536,12 @@ def _staging_error(exc: OSError) -> BackendError:
     return BackendError(f"cannot write a temp file for the store: {exc.strerror or exc}")
 
 
+#: Objects stored through a batch with a known size of at least this are chunked.
+CHUNKED_MIN = 8 << 20
+#: FastCDC's target chunk size (the minimum is a quarter, the maximum four times).
+CDC_AVERAGE = 1 << 20
+
+
 def _check_expected(digest: str, expected: str | None) -> None:
     if expected is not None and digest != expected:
         raise IntegrityError(f"content expected to be {expected} hashes to {digest}")
@@ -536,6 +559,8 @@ class Batch:
         self.store = store
         self._writer = PackWriter(store.backend, store.packs, store.compression_level)
         self._loose: set[str] | None = None
+        #: Chunk lists waiting for their chunks to be published: digest -> stored bytes.
+        self._lists: dict[str, bytes] = {}
 
     def _present(self, digest: str) -> bool:
         if digest in self.store.packs or self._writer.holds(digest):
@@ -567,10 +592,13 @@ class Batch:
     def put_stream(
         self, stream: Readable, *, size: int | None = None, expected: str | None = None
     ) -> str:
-        """Store a stream; pass ``size`` when known so small ones are packed.
+        """Store a stream; pass ``size`` when known so small ones are packed and large
+        ones (``CHUNKED_MIN`` and more) are stored as content-defined chunks.
 
         With ``expected``, content that hashes to anything else raises
         IntegrityError and is not stored."""
+        if size is not None and size >= CHUNKED_MIN:
+            return self.put_chunked(stream, expected=expected)
         if size is not None and size <= MAX_PACKED_SIZE:
             data = stream.read(size)
             if expected is not None:
@@ -578,8 +606,34 @@ class Batch:
             return self.put_bytes(data)
         return self.store.put_stream(stream, expected=expected).digest
 
+    def put_chunked(self, stream: Readable, *, expected: str | None = None) -> str:
+        """Store a stream as content-defined chunks (each an object, deduplicated with
+        every other) plus a chunk list under the digest of the whole content.
+
+        The list is published by :meth:`flush`, after its chunks.
+        """
+        from blake3 import blake3
+        from pyfastcdc import FastCDC
+
+        hasher = blake3(max_threads=blake3.AUTO)
+        chunks: list[tuple[str, int]] = []
+        for piece in FastCDC(CDC_AVERAGE).cut_stream(stream):
+            data = bytes(piece.data)
+            hasher.update(data)
+            chunks.append((self.put_bytes(data), len(data)))
+        digest = PREFIX + hasher.hexdigest()
+        _check_expected(digest, expected)
+        if not self._present(digest):
+            self._lists[digest] = objectfile.encode_chunk_list(chunks)
+        return digest
+
     def flush(self) -> None:
         self._writer.flush()
+        if self._lists:
+            # Only now are all their chunks visible.
+            keys = [(layout.object_key(d), data) for d, data in self._lists.items()]
+            self.store.backend.create_many(keys)
+            self._lists.clear()
 
     def __enter__(self) -> Batch:
         return self

@@ -43,6 +43,9 @@ def copy_object(src: Store, dst: Batch, digest: str, *, pack: bool = True) -> in
         # The reader raises at its end if the content is wrong, before dst publishes.
         if pack and reader.size <= MAX_PACKED_SIZE:
             copied = dst.put_bytes(reader.read(), known_absent=True)
+        elif reader.chunks is not None:
+            # Chunked at the source: chunked the same way here, sharing the chunks copied.
+            copied = dst.put_chunked(reader)
         else:
             copied = dst.store.put_stream(reader, check_present=False).digest
         size = reader.size

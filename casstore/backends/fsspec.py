@@ -7,6 +7,7 @@ never pays for them. Their errors are translated to casstore's at this edge.
 from __future__ import annotations
 
 import datetime
+import io
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -83,6 +84,10 @@ class FsspecBackend(Backend):
 
     def open_read(self, key: str) -> BinaryIO:
         with self._translated(f"cannot read {key}", missing=key):
+            if "memory" in self.fs.protocol:
+                # fsspec's memory filesystem hands every reader the same file object (one
+                # shared position): concurrent readers get a copy each.
+                return io.BytesIO(self.fs.cat_file(self._path(key)))
             return cast(BinaryIO, self.fs.open(self._path(key), "rb"))
 
     def write_bytes(self, key: str, data: bytes) -> None:
