@@ -94,9 +94,7 @@ def decode_chunk_list(body: bytes, size: int, what: str) -> list[tuple[str, int]
     """The chunks of a chunked object whose header said ``size``; IntegrityError if bad."""
     if len(body) % _CHUNK_ENTRY.size or len(body) > MAX_CHUNK_LIST:
         raise IntegrityError(f"{what}: a malformed chunk list")
-    chunks = [
-        (PREFIX + raw.hex(), length) for raw, length in _CHUNK_ENTRY.iter_unpack(body)
-    ]
+    chunks = [(PREFIX + raw.hex(), length) for raw, length in _CHUNK_ENTRY.iter_unpack(body)]
     if sum(length for _, length in chunks) != size or any(n <= 0 for _, n in chunks):
         raise IntegrityError(f"{what}: its chunk list does not add up to its size")
     return chunks
