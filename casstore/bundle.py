@@ -22,7 +22,7 @@ import msgspec
 
 from casstore.closure import record_kind, walk
 from casstore.digest import PREFIX
-from casstore.errors import ArchiveError, BundleError, ObjectNotFound
+from casstore.errors import ArchiveError, BundleError
 from casstore.manifest import Ref
 from casstore.tarstream import TarHeader, TarReader
 
@@ -66,9 +66,7 @@ def write_bundle(
     import zstandard
 
     closure = walk(store, roots)
-    if closure.missing:
-        digest, parent = next(iter(closure.missing.items()))
-        raise ObjectNotFound(digest, f"{digest} (referenced by {parent}) is missing: cannot bundle")
+    closure.require_complete(store.url)
     with ThreadPoolExecutor(max_workers=16) as pool:  # one HEAD each for loose S3 objects
         sizes = dict(zip(closure.order, pool.map(_size_of(store), closure.order), strict=True))
     header = Header(FORMAT, VERSION, list(roots), [Ref(d, sizes[d]) for d in closure.order])

@@ -59,6 +59,17 @@ class Closure:
     #: Referenced but absent from the store: digest -> the record that references it.
     missing: dict[str, str] = field(default_factory=dict)
 
+    def require_complete(self, where: str) -> None:
+        """Raise ObjectNotFound naming the first missing object, if any."""
+        if self.missing:
+            digest, parent = next(iter(self.missing.items()))
+            more = f" and {len(self.missing) - 1} more" if len(self.missing) > 1 else ""
+            raise ObjectNotFound(
+                digest,
+                f"{digest} (referenced by {parent}){more} is missing from {where}: "
+                "the closure is incomplete",
+            )
+
 
 def _read_record(store: Store, digest: str) -> tuple[str | None, Any, list[str]]:
     """(kind, decoded record, chunks): a plain object has no kind; a chunked one, chunks."""

@@ -87,15 +87,20 @@ def fsck(
             if on_object is not None:
                 on_object()
 
+    def group_of(digests: list[str]) -> list[tuple[int, str | None, Any]]:
+        return [one(digest) for digest in digests]
+
+    groups = store.packs.by_block(chosen)
     records: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for digest, (size, problem, record) in zip(chosen, pool.map(one, chosen), strict=True):
-            result.checked += 1
-            result.checked_bytes += size
-            if problem is not None:
-                result.corrupt[digest] = problem
-            elif record is not None:
-                records[digest] = record
+        for group, outcomes in zip(groups, pool.map(group_of, groups), strict=True):
+            for digest, (size, problem, record) in zip(group, outcomes, strict=True):
+                result.checked += 1
+                result.checked_bytes += size
+                if problem is not None:
+                    result.corrupt[digest] = problem
+                elif record is not None:
+                    records[digest] = record
     if quarantine and result.corrupt:
         _quarantine(store, sorted(result.corrupt), result)
     refs = {digest: list(dict.fromkeys(references(record))) for digest, record in records.items()}

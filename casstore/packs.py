@@ -137,6 +137,17 @@ class PackIndex:
         self._ensure()
         return list(self._where)
 
+    def by_block(self, digests: list[str]) -> list[list[str]]:
+        """``digests`` grouped so that packed objects sharing a block are together (each
+        loose one alone): one reader per group decodes each block once."""
+        self._ensure()
+        groups: dict[object, list[str]] = {}
+        for digest in digests:
+            where = self._where.get(digest)
+            key = (where.pack, where.block_offset) if where is not None else digest
+            groups.setdefault(key, []).append(digest)
+        return list(groups.values())
+
     def add(self, pack: str, rows: list[Row]) -> None:
         with self._lock:
             self._add(pack, rows)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from casstore.closure import walk
-from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.errors import IntegrityError
 from casstore.packs import MAX_PACKED_SIZE
 
 if TYPE_CHECKING:
@@ -69,14 +69,7 @@ def transfer(
     called with each copied object's size.
     """
     closure = walk(src, roots)
-    if closure.missing:
-        digest, parent = next(iter(closure.missing.items()))
-        more = f" and {len(closure.missing) - 1} more" if len(closure.missing) > 1 else ""
-        raise ObjectNotFound(
-            digest,
-            f"{digest} (referenced by {parent}){more} is missing from {src.url}: "
-            "the closure is incomplete",
-        )
+    closure.require_complete(src.url)
     absent = set(dst.missing(closure.order))
     result = TransferResult(list(roots), present=len(closure.order) - len(absent))
     todo = [d for d in closure.order if d in absent]

@@ -148,8 +148,16 @@ def verify_closure(
             if on_object is not None:
                 on_object()
 
+    def check_group(group: list[str]) -> list[tuple[str, int, str | None]]:
+        return [check(digest) for digest in group]
+
+    # Packed objects are checked a block at a time, on one thread: the block is then
+    # read once, not once per thread that wants one of its objects.
+    groups = store.packs.by_block(unique)
+    results: dict[str, tuple[str, int, str | None]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = dict(zip(unique, pool.map(check, unique), strict=True))
+        for group, outcome in zip(groups, pool.map(check_group, groups), strict=True):
+            results.update(zip(group, outcome, strict=True))
     for entry in report.roles:
         for digest in members[entry.role]:
             status, size, problem = results[digest]
