@@ -23,9 +23,6 @@ GRADING_KIND = "grading-record"
 SCHEMA_VERSION = "1.0"
 _READABLE_MAJOR = 1
 
-#: Record kind -> the sidecar suffix written beside the file the record describes.
-SIDECAR_SUFFIX = {RUN_KIND: ".manifest.json", GRADING_KIND: ".grading.json"}
-
 
 class Ref(msgspec.Struct, frozen=True):
     """A reference to a stored object: its digest and its size in bytes."""
