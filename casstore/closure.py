@@ -133,8 +133,10 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
                 large_leaves.update(_large_files(record))
             stack.append((digest, parent, True))
             stack.extend((ref, digest, False) for ref in reversed(refs))
-    # Leaves were not opened: one batched presence check finds the absent ones.
+    # Leaves were not opened: one batched presence check finds the absent ones. Those
+    # gc moved to its trash are still readable there (and the next gc restores them).
     absent = set(store.missing([d for d in result.order if d in leaf_parent]))
+    absent -= store.trashed(absent).keys()
     if absent:
         result.order = [d for d in result.order if d not in absent]
         for digest in absent:
@@ -170,6 +172,7 @@ def _add_chunks(
     """Put each chunked object's chunks just before it in the order."""
     every = list(dict.fromkeys(c for chunks in chunked.values() for c in chunks if c not in seen))
     absent = set(store.missing(every))
+    absent -= store.trashed(absent).keys()
     order = []
     for digest in result.order:
         for chunk in chunked.get(digest, []):

@@ -68,3 +68,11 @@ class BundleError(IntegrityError):
 
 class ReadOnlyStore(CasError, PermissionError):
     """A write to a store opened read-only (``--read-only``, ``[store] read_only``)."""
+
+
+class ChunkMissing(IntegrityError):
+    """A chunked object's chunk is not in the store (a dangling reference)."""
+
+    def __init__(self, digest: str, chunk: str) -> None:
+        super().__init__(f"{digest}: its chunk {chunk} is missing")
+        self.chunk = chunk

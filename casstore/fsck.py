@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from casstore import layout
 from casstore.closure import MAX_RECORD_SIZE, record_kind, references
 from casstore.digest import hash_bytes
-from casstore.errors import CasError, IntegrityError, ObjectNotFound
+from casstore.errors import CasError, ChunkMissing, IntegrityError, ObjectNotFound
 
 if TYPE_CHECKING:
     from casstore.store import Store
@@ -36,7 +36,10 @@ class FsckResult:
 
 
 def _check(store: Store, digest: str) -> tuple[int, str | None, Any]:
-    """(size, problem or None, decoded record or None) of one object, read in full."""
+    """(size, problem or None, decoded record or None) of one object, read in full.
+
+    A chunked object whose chunk is missing is no problem of its own: its record is
+    ``{"chunks": [missing chunk]}``, reported with the dangling references."""
     import msgspec
 
     try:
@@ -52,6 +55,8 @@ def _check(store: Store, digest: str) -> tuple[int, str | None, Any]:
             while reader.readinto(buffer):
                 pass
             return reader.size, None, None
+    except ChunkMissing as exc:
+        return 0, None, {"chunks": [exc.chunk]}
     except IntegrityError as exc:
         return 0, str(exc), None
     except ObjectNotFound:

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
 from blake3 import blake3
 
 from casstore.digest import PREFIX
-from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.errors import ChunkMissing, IntegrityError, ObjectNotFound
 from casstore.writebehind import WriteBehind
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class _ChunkChain(io.RawIOBase):
             try:
                 self._current = self._open(chunk)
             except ObjectNotFound:
-                raise IntegrityError(f"{self._digest}: its chunk {chunk} is missing") from None
+                raise ChunkMissing(self._digest, chunk) from None
         return self._current
 
     def readinto(self, buffer: Buffer) -> int:

@@ -288,16 +288,28 @@ class Store:
     def _from_trash(self, digest: str) -> VerifyingReader:
         """An object gc moved to the trash while a writer was referencing it: readable
         (verified as ever) until the next gc restores it."""
-        suffix = "/" + layout.object_key(digest)
+        key = self.trashed([digest]).get(digest)
+        if key is None:
+            raise ObjectNotFound(digest)
+        stored = self.backend.open_read(key)
+        try:
+            return VerifyingReader(stored, digest, self._open_chunk)
+        except BaseException:
+            stored.close()
+            raise
+
+    def trashed(self, digests: Iterable[str]) -> dict[str, str]:
+        """Which of ``digests`` are in gc's trash (one listing): digest -> its trash key."""
+        wanted = set(digests)
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
         for key in self.backend.list(layout.TRASH):
-            if key.endswith(suffix):
-                stored = self.backend.open_read(key)
-                try:
-                    return VerifyingReader(stored, digest, self._open_chunk)
-                except BaseException:
-                    stored.close()
-                    raise
-        raise ObjectNotFound(digest)
+            original = layout.untrashed_key(key)
+            digest = layout.digest_of_key(original) if original else None
+            if digest in wanted:
+                found.setdefault(digest, key)
+        return found
 
     def _key(self, digest: str) -> str:
         return layout.object_key(digest)
@@ -338,14 +350,17 @@ class Store:
 
     def verify(self, digest: str, *, progress: Progress | None = None) -> ObjectInfo:
         """Re-hash the stored object; raises :class:`IntegrityError` when it is wrong."""
-        info = self.stat(digest)
+        digest = parse_digest(digest)
         # Never from the cache: verify checks what this store holds.
-        with self._open_stored(parse_digest(digest)) as reader:
+        with self._open_stored(digest) as reader:
             buffer = bytearray(CHUNK_SIZE)
             while n := reader.readinto(buffer):
                 if progress is not None:
                     progress(n)
-        return info
+        try:
+            return self.stat(digest)
+        except ObjectNotFound:  # read from gc's trash
+            return ObjectInfo(digest, reader.size, reader.size, reader.encoding)
 
     def has(self, digest: str) -> bool:
         digest = parse_digest(digest)
@@ -477,8 +492,10 @@ class Store:
         """Point tag ``name`` at ``digest`` (which must be in the store)."""
         validate_ref_name(name)
         digest = parse_digest(digest)
-        if not self.has(digest):
+        # An object in gc's trash counts: tagging it is what makes gc restore it.
+        if not self.has(digest) and not self.trashed([digest]):
             raise ObjectNotFound(digest, f"cannot tag {name}: not found: {digest}")
+        self.require_writable()
         self.backend.write_bytes(layout.tag_key(name), (digest + "\n").encode())
 
     def untag(self, name: str) -> None:

@@ -11,6 +11,7 @@ from blake3 import blake3
 from casstore import layout, objectfile
 from casstore.closure import walk
 from casstore.errors import IntegrityError
+from casstore.fsck import fsck
 from casstore.gc import collect
 from casstore.store import CHUNKED_MIN, Store, init_store
 from casstore.transfer import transfer
@@ -98,6 +99,8 @@ def test_damaged_or_missing_chunks_are_errors_never_wrong_bytes(
     with pytest.raises(IntegrityError, match=f"its chunk {chunks[2]} is missing"):
         local_store.get_bytes(digest)
     assert verify_closure(local_store, tree).roles[0].missing == [chunks[2]]
+    found = fsck(local_store, quarantine=False)
+    assert found.dangling == {digest: [chunks[2]]} and not found.corrupt
     local_store.backend.write_bytes(layout.object_key(chunks[2]), saved)
     flip_stored_byte(local_store, chunks[1])
     with pytest.raises(IntegrityError, match=f"{chunks[1]}: content hashes to"):

@@ -192,3 +192,25 @@ def test_gc_running_while_writers_put_and_tag_loses_nothing(tmp_path: Path) -> N
     unreferenced = [d for d in old_loose + old_packed if d not in referenced]
     assert all(not fresh.has(d) for d in unreferenced)
     assert final.reachable == len(referenced)
+
+
+def test_a_trashed_snapshot_tagged_late_is_whole_before_the_next_gc(
+    store: Store, tmp_path: Path
+) -> None:
+    from casstore.closure import walk
+    from casstore.transfer import transfer
+
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"f{i}.txt").write_text(f"file {i}\n" * (i + 1))
+    tree = store.put_tree(folder).digest
+    _age(1.0)
+    assert collect(store, grace=0).trashed == 6
+    store.tag("late", tree)  # a writer that saw the tree present before gc moved it
+    closure = walk(store, [tree])
+    assert closure.missing == {} and len(closure.order) == 6
+    assert verify_closure(store, tree).status == "ok"
+    other, _ = init_store(str(tmp_path / "other"))
+    transfer(store, other, [tree])
+    assert verify_closure(other, tree).status == "ok"
