@@ -12,7 +12,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from benchmarks.peers import folder_bytes
+from benchmarks.workloads import folder_bytes
 
 SIZE = 100 << 20
 EDIT = 256 << 10

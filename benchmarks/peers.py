@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.workloads import folder_bytes
+
 #: Where ``make bench-peers`` puts DVC, beside the project's own venv.
 PEERS_VENV = Path(__file__).resolve().parent.parent / ".venv-peers"
 
@@ -26,10 +28,6 @@ class PeerResult:
     final_seconds: float
     initial_stored: int
     final_increment: int
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

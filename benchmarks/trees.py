@@ -20,7 +20,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from benchmarks.workloads import text_block
+from benchmarks.workloads import folder_bytes, text_block
 from casstore.tree import Entry
 from casstore.treediff import diff_entries
 
@@ -77,10 +77,6 @@ def cas(*args: str, cwd: Path) -> str:
         [sys.executable, "-m", "casstore", *args], cwd=cwd, check=True, capture_output=True
     )
     return result.stdout.decode()
-
-
-def stored_bytes(store: Path) -> int:
-    return sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
 
 
 @dataclass
@@ -157,9 +153,9 @@ def run(workdir: Path, runs: int = 2) -> TreeResults:
     final_targz_s = min(final_after_initial(final_targz) for _ in range(runs))
     shutil.rmtree(store, ignore_errors=True)
     cas("put", "--tree", str(paths["initial.tar"]), cwd=workdir)
-    initial_stored = stored_bytes(store)
+    initial_stored = folder_bytes(store)
     cas("put", "--tree", str(paths["final.tar"]), cwd=workdir)
-    increment = stored_bytes(store) - initial_stored
+    increment = folder_bytes(store) - initial_stored
     return TreeResults(
         sum(len(d) for d in initial.files.values()),
         tree_s,

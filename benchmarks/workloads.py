@@ -52,3 +52,8 @@ def compressible_file(path: Path, size: int, *, seed: bytes = b"casstore-bench")
             written += len(piece)
             variant += 1
     return path
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes in the files below ``path``: a store's or a repository's size on disk."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())

@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from casstore.errors import ArchiveError, CasError
 from casstore.tarstream import TarHeader, TarReader
 from casstore.tree import Kind, normalize_path
+
+if TYPE_CHECKING:
+    from casstore.objectfile import Readable
 
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
@@ -126,10 +129,10 @@ def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
                 raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """A stream with some bytes already read from it put back in front."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         self._head = memoryview(head)
         self._rest = rest
 
@@ -150,7 +153,7 @@ class _Prefixed(io.RawIOBase):
 def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
     head = stream.read(512)
     compression = detect_compression(head)
-    raw = io.BufferedReader(_Prefixed(head, stream), 1 << 20)
+    raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
     if compression is None:
         if len(head) < 512 or (head[257:262] != b"ustar" and not _looks_like_tar(head)):
             raise ArchiveError(

@@ -9,6 +9,7 @@ anything, and every object again as it is stored.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tarfile
@@ -20,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 import msgspec
 
+from casstore.archives import Prefixed
 from casstore.closure import record_kind, walk
 from casstore.digest import PREFIX
 from casstore.errors import ArchiveError, BundleError
@@ -78,7 +80,7 @@ def write_bundle(
         tarfile.open(fileobj=zout, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
         data = msgspec.json.encode(header)
-        tar.addfile(_info(HEADER_NAME, len(data)), _Bytes(data))
+        tar.addfile(_info(HEADER_NAME, len(data)), io.BytesIO(data))
         for digest in closure.order:
             with store.open(digest) as reader:
                 tar.addfile(_info(f"objects/{digest[len(PREFIX) :]}", sizes[digest]), reader)
@@ -96,16 +98,6 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o644, 0
     return info
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data, self._pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk, self._pos = self._data[self._pos : end], min(end, len(self._data))
-        return chunk
 
 
 @contextmanager
@@ -209,10 +201,10 @@ def read_bundle(
         for ref, reader in objects:
             if ref.digest in absent:
                 head = reader.read(min(ref.size, 64))
-                stream = _Prefixed(head, reader)
                 if record_kind(head) is not None and ref.size <= MAX_HEADER_BYTES:
-                    records.append((ref.digest, stream.read(ref.size)))
+                    records.append((ref.digest, head + reader.read(ref.size - len(head))))
                 else:
+                    stream = io.BufferedReader(Prefixed(head, reader), 1 << 20)
                     batch.put_stream(stream, size=ref.size, expected=ref.digest)
                 result.imported += 1
                 result.imported_bytes += ref.size
@@ -220,21 +212,5 @@ def read_bundle(
                 on_object(ref.size)
         batch.flush()
         for digest, data in records:
-            batch.put_stream(_Bytes(data), size=len(data), expected=digest)
+            batch.put_stream(io.BytesIO(data), size=len(data), expected=digest)
     return result
-
-
-class _Prefixed:
-    """``head`` followed by the rest of the current member."""
-
-    def __init__(self, head: bytes, rest: TarReader) -> None:
-        self._head, self._rest = head, rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n < 0:
-                out, self._head = self._head + self._rest.read(), b""
-                return out
-            out, self._head = self._head[:n], self._head[n:]
-            return out if len(out) == n else out + self._rest.read(n - len(out))
-        return self._rest.read(n)

@@ -183,14 +183,14 @@ def cmd_tree(args: argparse.Namespace) -> int:
 def _kind(spec: str, store: Callable[[], Store]) -> tuple[str, str | None]:
     """(digest or file, record kind) of a diff operand, reading only its first bytes."""
     from casstore.closure import record_kind
+    from casstore.verification import kind_of_stored
 
     if os.path.isfile(spec):
         with open(spec, "rb") as f:
             return spec, record_kind(f.read(64))
     opened = store()
     digest = opened.resolve(spec)
-    with opened.open(digest) as reader:
-        return digest, record_kind(reader.read(64))
+    return digest, kind_of_stored(opened, digest)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

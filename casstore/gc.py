@@ -106,8 +106,7 @@ def collect(
     }
     trash: dict[str, list[KeyInfo]] = {}
     for info in backend.list_detailed(layout.TRASH):
-        original = layout.untrashed_key(info.key)
-        digest = layout.digest_of_key(original) if original else None
+        digest = layout.trashed_digest(info.key)
         if digest is not None:
             trash.setdefault(digest, []).append(info)
     store.packs.refresh()

@@ -93,10 +93,12 @@ def trash_key(batch: str, key: str) -> str:
     return f"{TRASH}/{batch}/{key}"
 
 
-def untrashed_key(key: str) -> str | None:
-    """The original key of a key under ``trash/<batch>/``, or None."""
+def trashed_digest(key: str) -> str | None:
+    """The digest of the object a key under ``trash/<batch>/`` holds, or None."""
     parts = key.split("/", 2)
-    return parts[2] if len(parts) == 3 and parts[0] == TRASH else None
+    if len(parts) != 3 or parts[0] != TRASH or not parts[2].startswith(OBJECTS + "/"):
+        return None
+    return digest_of_key(parts[2])
 
 
 def quarantine_key(key: str) -> str:

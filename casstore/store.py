@@ -305,8 +305,7 @@ class Store:
         if not wanted:
             return found
         for key in self.backend.list(layout.TRASH):
-            original = layout.untrashed_key(key)
-            digest = layout.digest_of_key(original) if original else None
+            digest = layout.trashed_digest(key)
             if digest in wanted:
                 found.setdefault(digest, key)
         return found

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import casstore
-from casstore import GradingRecord, ManifestError, Ref, RunManifest, Store
+from casstore import GradingRecord, Ref, RunManifest, Store
 from casstore.manifest import decode_as, now
+from casstore.runs import read_record_bytes
 from runner_hooks.sink import Sink, Source, write_sidecar
 
 GRADING_SUFFIX = ".grading.json"
@@ -43,7 +44,7 @@ def record_grading(
     """
     sink = Sink(store, strict=strict)
     run, run_manifest = _run_ref(sink, manifest)
-    baseline_ref = run_manifest.snapshot(baseline) if run_manifest is not None else None
+    baseline_ref = run_manifest.snapshot(baseline)
     code, lock = casstore.code_provenance(code_dir)
     if lock is not None:
         import msgspec
@@ -51,7 +52,7 @@ def record_grading(
         code = msgspec.structs.replace(code, lock_file=sink.put_file("lock file", lock))
 
     def json_input(what: str, value: Any) -> Ref | None:
-        return None if value is None else sink.put_json(what, value)
+        return sink.put_json(what, sink.load(what, value))
 
     record = GradingRecord(
         created_at=now(),
@@ -110,12 +111,7 @@ def fetch_for_grading(
     """
     opened = store if isinstance(store, Store) else casstore.open_store(store)
     spec = os.fspath(manifest)
-    if os.path.isfile(spec):
-        data = Path(spec).read_bytes()
-        digest = casstore.hash_bytes(data)
-    else:
-        digest = opened.resolve(spec)
-        data = opened.get_bytes(digest)
+    digest, data = read_record_bytes(spec, opened)
     run = decode_as(RunManifest, data, spec)
     folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="cas-grading-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,15 +131,8 @@ def fetch_for_grading(
     return GradingInputs(digest, run, folder, snapshot("initial"), snapshot("final"), trajectory)
 
 
-def _run_ref(sink: Sink, manifest: str | os.PathLike[str]) -> tuple[Ref, RunManifest | None]:
-    """The graded run's reference, from a sidecar file or from the store."""
-    if os.path.isfile(manifest):
-        data = Path(manifest).read_bytes()
-        return Ref(casstore.hash_bytes(data), len(data)), decode_as(
-            RunManifest, data, str(manifest)
-        )
-    digest = casstore.parse_digest(str(manifest))
-    if sink.store is None:
-        raise ManifestError(f"{digest}: no store to read the run manifest from; give its sidecar")
-    data = sink.store.get_bytes(digest)
-    return Ref(digest, len(data)), decode_as(RunManifest, data, digest)
+def _run_ref(sink: Sink, manifest: str | os.PathLike[str]) -> tuple[Ref, RunManifest]:
+    """The graded run's reference and manifest, from a sidecar file or from the store."""
+    spec = os.fspath(manifest)
+    digest, data = read_record_bytes(spec, sink.store)
+    return Ref(digest, len(data)), decode_as(RunManifest, data, spec)

@@ -14,7 +14,7 @@ import msgspec
 import casstore
 from casstore import Ref, RunManifest, Store
 from casstore.manifest import now
-from runner_hooks.sink import RecordingWarning, Sink, Source, load_json, write_sidecar
+from runner_hooks.sink import RecordingWarning, Sink, Source, write_sidecar
 
 MANIFEST_SUFFIX = ".manifest.json"
 
@@ -79,7 +79,7 @@ class RunRecorder:
         self.digest: str | None = None
         self.manifest: RunManifest | None = None
 
-        config = self._json("agent config", agent_config)
+        config = self._sink.load("agent config", agent_config)
         if isinstance(config, Mapping):
             # archipelago's AgentConfig shape: {"agent_config_id", "agent_config_values"}
             agent_config_id = agent_config_id or str(config.get("agent_config_id", "") or "")
@@ -129,18 +129,8 @@ class RunRecorder:
         params["orchestrator_extra_args"] = orchestrator_extra_args
         return cls(**params)
 
-    def _json(self, what: str, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return load_json(value)
-        except (OSError, ValueError) as exc:
-            self._sink.skip(what, exc)
-            return None
-
     def _put_json(self, what: str, value: Any, *, mcp: bool = False) -> Ref | None:
-        loaded = self._json(what, value)
-        return None if loaded is None else self._sink.put_json(what, loaded, mcp=mcp)
+        return self._sink.put_json(what, self._sink.load(what, value), mcp=mcp)
 
     # -- during the run -------------------------------------------------------
 

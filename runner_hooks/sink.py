@@ -100,11 +100,25 @@ class Sink:
             lambda: Ref(casstore.hash_bytes(data), len(data)),
         )
 
-    def put_json(self, what: str, value: Any, *, mcp: bool = False) -> Ref | None:
-        """A JSON value (or a JSON file), secrets redacted, stored canonical."""
+    def load(self, what: str, value: Any) -> Any:
+        """``value`` as a JSON value (see :func:`load_json`); None, with a warning (or
+        raised when strict), when it cannot be read."""
+        if value is None:
+            return None
         try:
-            data = casstore.canonical_json(casstore.redact(load_json(value), mcp=mcp))
+            return load_json(value)
         except (OSError, ValueError) as exc:
+            self.skip(what, exc)
+            return None
+
+    def put_json(self, what: str, value: Any, *, mcp: bool = False) -> Ref | None:
+        """A JSON value already loaded (:meth:`load`), secrets redacted, stored canonical;
+        None for None."""
+        if value is None:
+            return None
+        try:
+            data = casstore.canonical_json(casstore.redact(value, mcp=mcp))
+        except ValueError as exc:
             self.skip(what, exc)
             return None
         return self.put_bytes(what, data)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from casstore.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -70,3 +73,11 @@ def run_example(
         text=True,
         timeout=300,
     )
+
+
+def record_referencing(store: Store, *digests: str) -> str:
+    """Store a record naming ``digests`` as references (a run manifest's shape, the way
+    closures, gc and fsck read it) and return its digest."""
+    refs = {f"r{i}": {"digest": d, "size": 0} for i, d in enumerate(digests)}
+    record = {"casstore": "run-manifest", "schema_version": "1.0", **refs}
+    return store.put_bytes(json.dumps(record, separators=(",", ":")).encode()).digest

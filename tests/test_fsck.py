@@ -11,13 +11,8 @@ from casstore import layout
 from casstore.cli import run
 from casstore.fsck import fsck
 from casstore.store import Store
+from tests.runs import record_referencing
 from tests.store_damage import flip_stored_byte
-
-
-def _record(store: Store, *digests: str) -> str:
-    refs = ",".join(f'"r{i}":{{"digest":"{d}","size":0}}' for i, d in enumerate(digests))
-    data = '{"casstore":"run-manifest","schema_version":"1.0",' + refs + "}"
-    return store.put_bytes(data.encode()).digest
 
 
 def test_clean_store(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,7 +20,7 @@ def test_clean_store(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     big = store.put_bytes(rng.randbytes(1 << 20) + bytes(1 << 20)).digest
     with store.batch() as batch:
         small = [batch.put_bytes(rng.randbytes(900)) for _ in range(10)]
-    root = _record(store, big, *small)
+    root = record_referencing(store, big, *small)
     result = fsck(store)
     assert (result.total, result.checked) == (12, 12)
     assert not result.corrupt and not result.dangling and not result.quarantined
@@ -43,7 +38,7 @@ def test_corrupt_objects_are_quarantined_and_their_referrers_reported(
         packed = [batch.put_bytes(rng.randbytes(1000)) for _ in range(6)]
     with store.batch() as batch:  # another pack, untouched
         other = [batch.put_bytes(rng.randbytes(1000)) for _ in range(3)]
-    root = _record(store, loose, packed[0], other[0])
+    root = record_referencing(store, loose, packed[0], other[0])
     flip_stored_byte(store, loose)
     flip_stored_byte(store, packed[2])  # damages the whole compressed block
 

@@ -19,13 +19,7 @@ from casstore.errors import ObjectNotFound
 from casstore.gc import collect
 from casstore.store import Store, init_store, open_store
 from casstore.verification import verify_closure
-
-
-def _record(store: Store, *digests: str) -> str:
-    """A record referencing ``digests`` (the shape of a run manifest's references)."""
-    refs = {f"r{i}": {"digest": d, "size": 0} for i, d in enumerate(digests)}
-    data = json.dumps({"casstore": "run-manifest", "schema_version": "1.0", **refs})
-    return store.put_bytes(data.replace(", ", ",").replace(": ", ":").encode()).digest
+from tests.runs import record_referencing
 
 
 def _age(seconds: float) -> None:
@@ -41,7 +35,7 @@ def test_gc_keeps_what_tags_reach_and_frees_the_rest(store: Store) -> None:
     with store.batch() as batch:
         live_small = [batch.put_bytes(rng.randbytes(3000)) for _ in range(5)]
         dead_small = [batch.put_bytes(rng.randbytes(3000)) for _ in range(5)]
-    root = _record(store, live_big, *live_small)
+    root = record_referencing(store, live_big, *live_small)
     store.tag("keep", root)
     _age(1.0)
 
@@ -78,7 +72,7 @@ def test_an_object_tagged_after_it_was_trashed_is_restored(store: Store) -> None
     assert collect(store, grace=0).trashed == 1
     assert not store.has(orphan)
     # A writer that had seen it present now tags a record referencing it.
-    store.tag("late", _record(store, orphan))
+    store.tag("late", record_referencing(store, orphan))
     time.sleep(1.1)
     result = collect(store, grace=0)
     assert result.restored == 1 and result.deleted == 0
