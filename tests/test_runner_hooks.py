@@ -319,3 +319,17 @@ def test_record_grading(tmp_path: Path, inputs: Path, local_store: Store) -> Non
         tmp_path / "trajectory.manifest.json", store=local_store, grades=grades, score=0.667
     )
     assert decode_as(GradingRecord, local_store.get_bytes(by_sidecar)).run == record.run
+
+
+def test_a_json_file_holding_a_string_is_read_once(tmp_path: Path, local_store: Store) -> None:
+    prompt = tmp_path / "prompt.json"
+    prompt.write_text('"Fix the failing test."')
+    trajectory = tmp_path / "t.json"
+    trajectory.write_text("{}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recorder = RunRecorder(store=local_store, initial_messages=prompt, code_dir=tmp_path)
+        recorder.finish(trajectory)
+    assert recorder.manifest is not None and recorder.manifest.initial_messages is not None
+    stored = local_store.get_bytes(recorder.manifest.initial_messages.digest)
+    assert stored == b'"Fix the failing test."'
