@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from benchmarks import large_file, peers, put_get, s3, startup, trees
 
 if TYPE_CHECKING:
-    from casstore.store import Store
+    from casstore.store.objects import Store
 
 RESTIC_TIME_TARGET = 1.0
 RESTIC_INCREMENT_TARGET = 4.0
@@ -30,7 +30,7 @@ def _verdict(ratio: float, target: float) -> str:
 
 def record_run(workdir: Path, result: trees.TreeResults) -> tuple[Store, str]:
     """A run recorded with runner_hooks: the tree workload as its snapshots."""
-    from casstore.store import init_store
+    from casstore.store.open import init_store
     from runner_hooks import RunRecorder
 
     store, _ = init_store(str(workdir / "run-store"))

@@ -58,8 +58,8 @@ def make_snapshots(workdir: Path) -> tuple[Path, Path]:
 
 
 def run(workdir: Path) -> LargeFileResult:
-    import casstore.store as store_module
-    from casstore.store import init_store
+    import casstore.store.batch as store_module
+    from casstore.store.open import init_store
 
     workdir.mkdir(parents=True, exist_ok=True)
     initial, final = make_snapshots(workdir)

@@ -19,8 +19,9 @@ from pathlib import Path
 from blake3 import blake3
 
 from benchmarks.workloads import compressible_file
-from casstore import layout
-from casstore.objectfile import CHUNK_SIZE, HEADER_SIZE
+from casstore.format import layout
+from casstore.format.objects import HEADER_SIZE
+from casstore.format.objects import IO_SIZE as CHUNK_SIZE
 
 PUT_TARGET = 0.85
 GET_TARGET = 0.85

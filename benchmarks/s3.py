@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from blake3 import blake3
 
-from casstore.store import Store, init_store, open_store
+from casstore.store.objects import Store
+from casstore.store.open import init_store, open_store
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 COUNT = 2000
@@ -102,8 +103,8 @@ class ClosureResult:
 
 def push_and_verify(source: Store, run_digest: str) -> ClosureResult:
     """Push a recorded run to a fresh bucket prefix, then verify its closure there."""
-    from casstore.transfer import transfer
-    from casstore.verification import verify_closure
+    from casstore.graph.transfer import transfer
+    from casstore.graph.verify import verify_closure
 
     target = init_store(f"s3://{BUCKET}/{uuid.uuid4().hex}")[0]
     start = time.perf_counter()

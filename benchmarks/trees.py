@@ -21,8 +21,8 @@ from pathlib import Path
 from blake3 import blake3
 
 from benchmarks.workloads import folder_bytes, text_block
-from casstore.tree import Entry
-from casstore.treediff import diff_entries
+from casstore.format.tree import Entry
+from casstore.trees.diff import diff_entries
 
 FILES = 15_000
 INGEST_TARGET = 0.60
@@ -173,7 +173,7 @@ def run(workdir: Path, runs: int = 2) -> TreeResults:
 
 def diff_speed(entries: int = 100_000, changed: int = 100) -> float:
     """Seconds to diff two stored-size trees (records decoded) that differ in ``changed`` files."""
-    from casstore import tree
+    from casstore.format import tree
 
     digest = "blake3:" + "ab" * 32
     old = [Entry(f"dir{i % 1000}/file{i}", "file", i, digest) for i in range(entries)]

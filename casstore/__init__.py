@@ -5,7 +5,9 @@
 >>> store.get_bytes(info.digest)              # doctest: +SKIP
 b'hello'
 
-The public API is imported lazily, so ``cas --help`` starts fast.
+This module is the public API; ``runner_hooks`` and other integrations use
+nothing else. It is imported lazily, so ``cas --help`` starts fast. The
+layers behind it are mapped in ``docs/ARCHITECTURE.md``.
 """
 
 from __future__ import annotations
@@ -14,55 +16,74 @@ from typing import TYPE_CHECKING, Any
 
 from casstore._version import __version__
 from casstore.errors import (
+    ArchiveError,
     BackendError,
+    BundleError,
     CasError,
+    ChunkMissing,
     ConfigError,
+    DestinationError,
     IntegrityError,
     InvalidDigest,
     InvalidRefName,
     ManifestError,
     NotAStore,
     ObjectNotFound,
+    ReadOnlyStore,
 )
 
 if TYPE_CHECKING:
-    from casstore.digest import format_digest, hash_bytes, hash_file, parse_digest
-    from casstore.manifest import Code, GradingRecord, Host, Ref, RunManifest
-    from casstore.manifest import decode as decode_record
-    from casstore.manifest import encode as encode_record
-    from casstore.provenance import code_provenance
-    from casstore.redaction import canonical_json, redact
-    from casstore.snapshot import TreeInfo, tree_digest
-    from casstore.store import ObjectInfo, Store, init_store, open_store
+    from casstore.fileio import atomic_write
+    from casstore.format.digest import format_digest, hash_bytes, hash_file, parse_digest
+    from casstore.format.manifest import Code, GradingRecord, Host, Ref, RunManifest, utc_timestamp
+    from casstore.format.manifest import decode as decode_record
+    from casstore.format.manifest import decode_as as decode_record_as
+    from casstore.format.manifest import encode as encode_record
+    from casstore.runs.provenance import code_provenance, host_provenance
+    from casstore.runs.records import read_record, read_record_bytes
+    from casstore.runs.redaction import canonical_json, redact
+    from casstore.store.objects import ObjectInfo, Store
+    from casstore.store.open import init_store, open_store
+    from casstore.trees.ingest import TreeInfo, tree_digest
 
 _LAZY = {
-    "Code": "casstore.manifest",
-    "GradingRecord": "casstore.manifest",
-    "Host": "casstore.manifest",
-    "Ref": "casstore.manifest",
-    "RunManifest": "casstore.manifest",
-    "decode_record": "casstore.manifest:decode",
-    "encode_record": "casstore.manifest:encode",
-    "code_provenance": "casstore.provenance",
-    "canonical_json": "casstore.redaction",
-    "redact": "casstore.redaction",
-    "TreeInfo": "casstore.snapshot",
-    "tree_digest": "casstore.snapshot",
-    "hash_file": "casstore.digest",
-    "ObjectInfo": "casstore.store",
-    "Store": "casstore.store",
-    "open_store": "casstore.store",
-    "init_store": "casstore.store",
-    "format_digest": "casstore.digest",
-    "hash_bytes": "casstore.digest",
-    "parse_digest": "casstore.digest",
+    "atomic_write": "casstore.fileio",
+    "Code": "casstore.format.manifest",
+    "GradingRecord": "casstore.format.manifest",
+    "Host": "casstore.format.manifest",
+    "Ref": "casstore.format.manifest",
+    "RunManifest": "casstore.format.manifest",
+    "utc_timestamp": "casstore.format.manifest",
+    "decode_record": "casstore.format.manifest:decode",
+    "decode_record_as": "casstore.format.manifest:decode_as",
+    "encode_record": "casstore.format.manifest:encode",
+    "code_provenance": "casstore.runs.provenance",
+    "host_provenance": "casstore.runs.provenance",
+    "read_record": "casstore.runs.records",
+    "read_record_bytes": "casstore.runs.records",
+    "canonical_json": "casstore.runs.redaction",
+    "redact": "casstore.runs.redaction",
+    "TreeInfo": "casstore.trees.ingest",
+    "tree_digest": "casstore.trees.ingest",
+    "ObjectInfo": "casstore.store.objects",
+    "Store": "casstore.store.objects",
+    "open_store": "casstore.store.open",
+    "init_store": "casstore.store.open",
+    "format_digest": "casstore.format.digest",
+    "hash_bytes": "casstore.format.digest",
+    "hash_file": "casstore.format.digest",
+    "parse_digest": "casstore.format.digest",
 }
 
 __all__ = [
+    "ArchiveError",
     "BackendError",
+    "BundleError",
     "CasError",
+    "ChunkMissing",
     "Code",
     "ConfigError",
+    "DestinationError",
     "GradingRecord",
     "Host",
     "IntegrityError",
@@ -72,23 +93,30 @@ __all__ = [
     "NotAStore",
     "ObjectInfo",
     "ObjectNotFound",
+    "ReadOnlyStore",
     "Ref",
     "RunManifest",
     "Store",
     "TreeInfo",
     "__version__",
+    "atomic_write",
     "canonical_json",
     "code_provenance",
     "decode_record",
+    "decode_record_as",
     "encode_record",
     "format_digest",
     "hash_bytes",
     "hash_file",
+    "host_provenance",
     "init_store",
     "open_store",
     "parse_digest",
+    "read_record",
+    "read_record_bytes",
     "redact",
     "tree_digest",
+    "utc_timestamp",
 ]
 
 

@@ -1,5 +1,4 @@
-"""``python -m casstore`` runs the ``cas`` command."""
+from casstore.cli.main import main
 
-from casstore.cli import main
-
-main()
+if __name__ == "__main__":
+    main()

@@ -62,6 +62,10 @@ class ManifestError(CasError, ValueError):
     unsupported schema version."""
 
 
+class DestinationError(CasError, FileExistsError):
+    """The destination exists and is not empty (pass ``force`` to replace it)."""
+
+
 class BundleError(IntegrityError):
     """A bundle file is damaged, or holds a member that is not what it claims."""
 
@@ -70,8 +74,12 @@ class ReadOnlyStore(CasError, PermissionError):
     """A write to a store opened read-only (``--read-only``, ``[store] read_only``)."""
 
 
+class UsageError(CasError, ValueError):
+    """Arguments that parse but make no sense together (the CLI's exit 2)."""
+
+
 class ChunkMissing(IntegrityError):
-    """A chunked object's chunk is not in the store (a dangling reference)."""
+    """A chunked object's chunk is not in the store (a reference to a missing object)."""
 
     def __init__(self, digest: str, chunk: str) -> None:
         super().__init__(f"{digest}: its chunk {chunk} is missing")

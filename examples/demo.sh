@@ -82,7 +82,8 @@ echo "# same seed, same inputs: the same final snapshot; only the trajectory id 
 step "One flipped bit in team B's store: caught, and named by role"
 python3 - "$work/team-b" "$run1" <<'PY'
 import json, sys
-from casstore import open_store, layout
+from casstore import open_store
+from casstore.format import layout
 store = open_store(sys.argv[1])
 run = json.loads(store.get_bytes(sys.argv[2]))
 tree = json.loads(store.get_bytes(run["initial_snapshot"]["digest"]))

@@ -11,8 +11,6 @@ from typing import Any
 
 import casstore
 from casstore import GradingRecord, Ref, RunManifest, Store
-from casstore.manifest import decode_as, now
-from casstore.runs import read_record_bytes
 from runner_hooks.sink import Sink, Source, write_sidecar
 
 GRADING_SUFFIX = ".grading.json"
@@ -55,7 +53,7 @@ def record_grading(
         return sink.put_json(what, sink.load(what, value))
 
     record = GradingRecord(
-        created_at=now(),
+        created_at=casstore.utc_timestamp(),
         code=code,
         run=run,
         judge_model=judge_model,
@@ -111,8 +109,8 @@ def fetch_for_grading(
     """
     opened = store if isinstance(store, Store) else casstore.open_store(store)
     spec = os.fspath(manifest)
-    digest, data = read_record_bytes(spec, opened)
-    run = decode_as(RunManifest, data, spec)
+    digest, data = casstore.read_record_bytes(spec, opened)
+    run = casstore.decode_record_as(RunManifest, data, spec)
     folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="cas-grading-"))
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -134,5 +132,5 @@ def fetch_for_grading(
 def _run_ref(sink: Sink, manifest: str | os.PathLike[str]) -> tuple[Ref, RunManifest]:
     """The graded run's reference and manifest, from a sidecar file or from the store."""
     spec = os.fspath(manifest)
-    digest, data = read_record_bytes(spec, sink.store)
-    return Ref(digest, len(data)), decode_as(RunManifest, data, spec)
+    digest, data = casstore.read_record_bytes(spec, sink.store)
+    return Ref(digest, len(data)), casstore.decode_record_as(RunManifest, data, spec)

@@ -13,7 +13,6 @@ import msgspec
 
 import casstore
 from casstore import Ref, RunManifest, Store
-from casstore.manifest import now
 from runner_hooks.sink import RecordingWarning, Sink, Source, write_sidecar
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -107,9 +106,7 @@ class RunRecorder:
             code = msgspec.structs.replace(code, lock_file=self._sink.put_file("lock file", lock))
         self._fields["code"] = code
         if record_host:
-            from casstore.provenance import host
-
-            self._fields["host"] = host()
+            self._fields["host"] = casstore.host_provenance()
 
     @classmethod
     def from_args(
@@ -165,7 +162,7 @@ class RunRecorder:
         self._fields["trajectory"] = self._sink.put_file("trajectory", trajectory_path)
         snapshots = dict(self._snapshots)
         manifest = RunManifest(
-            created_at=now(),
+            created_at=casstore.utc_timestamp(),
             initial_snapshot=snapshots.pop("initial", None),
             final_snapshot=snapshots.pop("final", None),
             snapshots=snapshots,

@@ -156,11 +156,5 @@ def load_json(value: Any) -> Any:
 
 def write_sidecar(path: Path, data: bytes) -> None:
     """Write atomically: a reader sees the previous sidecar or this one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with casstore.atomic_write(path, durable=False) as f:
+        f.write(data)

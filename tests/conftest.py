@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from casstore.store import Store, init_store
+from casstore.store.objects import Store
+from casstore.store.open import init_store
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 BACKENDS = ["local", "memory", "s3"]

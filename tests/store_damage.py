@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from casstore import layout
-from casstore.store import Store
+from casstore.format import layout
+from casstore.store.objects import Store
 
 
 def flip_stored_byte(store: Store, digest: str) -> None:

@@ -20,11 +20,11 @@ from blake3 import blake3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casstore import tree
 from casstore.errors import CasError
-from casstore.objectfile import VerifyingReader
-from casstore.packs import decode_index
-from casstore.snapshot import tree_digest
+from casstore.format import tree
+from casstore.format.packindex import decode_index
+from casstore.format.reader import VerifyingReader
+from casstore.trees.ingest import tree_digest
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -114,15 +114,15 @@ def test_malformed_pack_indexes_and_objects_are_integrity_errors(data: bytes) ->
 @SETTINGS
 @given(text=st.text(max_size=80) | st.from_regex(r"(blake3:)?[0-9a-fA-F]{0,70}", fullmatch=True))
 def test_digests_parse_or_raise_invalid_digest(text: str) -> None:
-    from casstore.digest import parse_digest
     from casstore.errors import InvalidDigest
+    from casstore.format.digest import parse_digest
 
     with contextlib.suppress(InvalidDigest):
         assert DIGEST.fullmatch(parse_digest(text))
 
 
 def _golden_manifest() -> bytes:
-    from casstore.manifest import Ref, RunManifest, encode
+    from casstore.format.manifest import Ref, RunManifest, encode
 
     digest = "blake3:" + "ab" * 32
     return encode(
@@ -145,7 +145,7 @@ MANIFEST = _golden_manifest()
 )
 def test_damaged_manifests_raise_manifest_errors(data: bytes) -> None:
     from casstore.errors import ManifestError
-    from casstore.manifest import decode, encode
+    from casstore.format.manifest import decode, encode
 
     with contextlib.suppress(ManifestError):
         record = decode(data)
@@ -180,8 +180,8 @@ def test_malformed_store_toml_raises_config_errors(
 
 
 def _bundle(tmp: Path) -> tuple[bytes, str]:
-    from casstore.bundle import write_bundle
-    from casstore.store import init_store
+    from casstore.graph.bundle import write_bundle
+    from casstore.store.open import init_store
 
     store, _ = init_store(str(tmp / "src"))
     blobs = [store.put_bytes(bytes([i]) * (100 + i)).digest for i in range(3)]
@@ -206,8 +206,8 @@ def test_damaged_bundles_raise_casstore_errors_and_import_nothing(
     cut: int,
     raw: bool,
 ) -> None:
-    from casstore.bundle import read_bundle
-    from casstore.store import init_store
+    from casstore.graph.bundle import read_bundle
+    from casstore.store.open import init_store
 
     tmp = Path(tmp_path_factory.mktemp("bundle"))
     bundle, _ = _bundle(tmp)

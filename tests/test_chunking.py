@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from casstore import layout, objectfile
-from casstore.closure import walk
 from casstore.errors import IntegrityError
-from casstore.fsck import fsck
-from casstore.gc import collect
-from casstore.store import CHUNKED_MIN, Store, init_store
-from casstore.transfer import transfer
-from casstore.verification import verify_closure
+from casstore.format import layout
+from casstore.format import objects as objectfile
+from casstore.graph.closure import walk
+from casstore.graph.transfer import transfer
+from casstore.graph.verify import verify_closure
+from casstore.maintenance.fsck import fsck
+from casstore.maintenance.gc import collect
+from casstore.store.batch import CHUNKED_MIN
+from casstore.store.objects import Store
+from casstore.store.open import init_store
 from tests.store_damage import flip_stored_byte
 
 SIZE = CHUNKED_MIN + (4 << 20)
@@ -100,7 +103,7 @@ def test_damaged_or_missing_chunks_are_errors_never_wrong_bytes(
         local_store.get_bytes(digest)
     assert verify_closure(local_store, tree).roles[0].missing == [chunks[2]]
     found = fsck(local_store, quarantine=False)
-    assert found.dangling == {digest: [chunks[2]]} and not found.corrupt
+    assert found.missing == {digest: [chunks[2]]} and not found.corrupt
     local_store.backend.write_bytes(layout.object_key(chunks[2]), saved)
     flip_stored_byte(local_store, chunks[1])
     with pytest.raises(IntegrityError, match=f"{chunks[1]}: content hashes to"):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
-from casstore.cli import run
-from casstore.digest import hash_bytes
+from casstore.cli.main import run
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
 from tests.conftest import run_cas
 from tests.test_store_conformance import corrupt, payload
 
@@ -148,7 +148,7 @@ def test_debug_shows_traceback(workdir: Path) -> None:
 
 
 def test_corruption_exits_4_and_leaves_destination_untouched(workdir: Path) -> None:
-    from casstore.store import open_store
+    from casstore.store.open import open_store
 
     for size in (1000, 70 << 20):  # in-memory and two-pass paths of cat
         data = payload(size, seed=size, compressible=True)
@@ -173,7 +173,7 @@ def test_corruption_exits_4_and_leaves_destination_untouched(workdir: Path) -> N
 def test_help_and_version_import_nothing_heavy() -> None:
     code = (
         "import sys\n"
-        "from casstore.cli import run\n"
+        "from casstore.cli.main import run\n"
         "for argv in (['--help'], ['--version'], ['put', '--help']):\n"
         "    try:\n"
         "        run(argv)\n"

@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from casstore import layout
-from casstore.digest import hash_bytes
-from casstore.store import Store, init_store
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.store.objects import Store
+from casstore.store.open import init_store
 from tests.test_store_conformance import payload
 
 
@@ -46,7 +47,7 @@ def test_four_processes_put_the_same_objects_at_once(tmp_path: Path) -> None:
 
 WRITER = """
 import io, random, sys
-from casstore.store import open_store
+from casstore.store.open import open_store
 store = open_store(sys.argv[1])
 rng = random.Random(int(sys.argv[2]))
 print("ready", flush=True)
@@ -79,7 +80,7 @@ def test_writers_killed_at_random_moments_leave_only_good_objects(tmp_path: Path
 
 SLOW_STREAM = """
 import sys, time
-from casstore.store import open_store
+from casstore.store.open import open_store
 
 class Slow:
     def __init__(self):

@@ -8,7 +8,7 @@ import pytest
 
 from casstore.config import load_config, parse_size
 from casstore.errors import ConfigError, NotAStore
-from casstore.store import init_store, open_store
+from casstore.store.open import init_store, open_store
 
 
 def write_config(folder: Path, text: str) -> Path:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from casstore.digest import hash_bytes, looks_like_digest, parse_digest, parse_prefix
 from casstore.errors import InvalidDigest
-from casstore.store import Store
+from casstore.format.digest import hash_bytes, looks_like_digest, parse_digest, parse_prefix
+from casstore.store.objects import Store
 from tests.conftest import run_cas
 
 # From BLAKE3's test_vectors.json: input is bytes(i % 251 for i in range(len)),

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from casstore.manifest import RunManifest, decode_as
-from casstore.store import open_store
+from casstore.format.manifest import RunManifest, decode_as
+from casstore.store.open import open_store
 from tests.conftest import BUCKET, run_cas
 from tests.runs import ROOT, make_inputs, run_example
 from tests.s3_server import S3Server

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
-from casstore.cli import run
-from casstore.digest import hash_bytes
+from casstore.cli.main import run
 from casstore.errors import CasError, ReadOnlyStore
-from casstore.fsck import fsck
-from casstore.store import Store, init_store, open_store
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.maintenance.fsck import fsck
+from casstore.store.objects import Store
+from casstore.store.open import init_store, open_store
 
 WRITER = """
 import io, random, sys
-from casstore.store import open_store
+from casstore.store.open import open_store
 
 store = open_store(sys.argv[1])
 rng = random.Random(int(sys.argv[2]))
@@ -63,7 +64,7 @@ def test_writers_killed_during_1000_puts_leave_a_clean_store(tmp_path: Path) -> 
     assert len(returned) > 20
     fresh = open_store(store.url)
     result = fsck(fresh)
-    assert not result.corrupt and not result.dangling
+    assert not result.corrupt and not result.missing
     for digest in returned:
         assert hash_bytes(fresh.get_bytes(digest)) == digest
     assert result.checked >= len(set(returned))

@@ -9,9 +9,9 @@ import pytest
 import zstandard
 from blake3 import blake3
 
-from casstore import layout
 from casstore.errors import IntegrityError
-from casstore.store import Store
+from casstore.format import layout
+from casstore.store.objects import Store
 
 HELLO = "blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
 

@@ -1,4 +1,5 @@
-"""fsck: every object re-hashed, corrupt ones quarantined, dangling references reported."""
+"""fsck: every object re-hashed, corrupt ones quarantined, references to missing objects
+reported."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import random
 
 import pytest
 
-from casstore import layout
-from casstore.cli import run
-from casstore.fsck import fsck
-from casstore.store import Store
+from casstore.cli.main import run
+from casstore.format import layout
+from casstore.maintenance.fsck import fsck
+from casstore.store.objects import Store
 from tests.runs import record_referencing
 from tests.store_damage import flip_stored_byte
 
@@ -23,7 +24,7 @@ def test_clean_store(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     root = record_referencing(store, big, *small)
     result = fsck(store)
     assert (result.total, result.checked) == (12, 12)
-    assert not result.corrupt and not result.dangling and not result.quarantined
+    assert not result.corrupt and not result.missing and not result.quarantined
     assert run(["--store", store.url, "fsck"]) == 0
     assert "no problems found" in capsys.readouterr().out
     assert root
@@ -48,13 +49,13 @@ def test_corrupt_objects_are_quarantined_and_their_referrers_reported(
     assert loose in corrupt and len(corrupt) >= 2 and corrupt <= {loose, *packed}
     assert layout.quarantine_key(layout.object_key(loose)) in result["quarantined"]
     assert any(key.startswith("quarantine/packs/") for key in result["quarantined"])
-    assert result["dangling"] == {root: [d for d in (loose, packed[0]) if d in corrupt]}
+    assert result["missing"] == {root: [d for d in (loose, packed[0]) if d in corrupt]}
     # Quarantined, not deleted; the good objects of the damaged pack were kept.
     assert store.backend.exists(layout.quarantine_key(layout.object_key(loose)))
     assert not store.has(loose)
     assert all(store.get_bytes(d) for d in other + [d for d in packed if d not in corrupt])
-    assert run(["--store", store.url, "fsck"]) == 3  # now only dangling references
-    assert "dangling" in capsys.readouterr().out
+    assert run(["--store", store.url, "fsck"]) == 3  # now only references to missing objects
+    assert "missing" in capsys.readouterr().out
 
 
 def test_fsck_sample_and_read_only(store: Store, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
-from casstore.cli import run
-from casstore.digest import hash_bytes
+from casstore.cli.main import run
 from casstore.errors import ObjectNotFound
-from casstore.gc import collect
-from casstore.store import Store, init_store, open_store
-from casstore.verification import verify_closure
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.graph.verify import verify_closure
+from casstore.maintenance.gc import collect
+from casstore.store.objects import Store
+from casstore.store.open import init_store, open_store
 from tests.runs import record_referencing
 
 
@@ -98,7 +99,7 @@ def test_gc_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 WRITER = """
 import json, random, sys, time
-from casstore.store import open_store
+from casstore.store.open import open_store
 
 store = open_store(sys.argv[1])
 rng = random.Random(int(sys.argv[2]))
@@ -121,8 +122,8 @@ print("done", flush=True)
 
 GC_LOOP = """
 import sys, time
-from casstore.gc import collect
-from casstore.store import open_store
+from casstore.maintenance.gc import collect
+from casstore.store.open import open_store
 
 deadline = time.time() + float(sys.argv[2])
 runs = 0
@@ -180,7 +181,7 @@ def test_gc_running_while_writers_put_and_tag_loses_nothing(tmp_path: Path) -> N
         for role in report.roles:
             assert not role.missing
     # And the old objects no writer referenced did go (trash, then deleted).
-    from casstore.closure import walk
+    from casstore.graph.closure import walk
 
     referenced = set(walk(fresh, list(tags.values())).order)
     unreferenced = [d for d in old_loose + old_packed if d not in referenced]
@@ -191,8 +192,8 @@ def test_gc_running_while_writers_put_and_tag_loses_nothing(tmp_path: Path) -> N
 def test_a_trashed_snapshot_tagged_late_is_whole_before_the_next_gc(
     store: Store, tmp_path: Path
 ) -> None:
-    from casstore.closure import walk
-    from casstore.transfer import transfer
+    from casstore.graph.closure import walk
+    from casstore.graph.transfer import transfer
 
     folder = tmp_path / "snapshot"
     folder.mkdir()

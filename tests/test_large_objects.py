@@ -10,7 +10,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from casstore.store import init_store
+from casstore.store.open import init_store
 
 SIZE = 10 << 30
 BLOCK = 1 << 20
@@ -20,7 +20,7 @@ RSS_LIMIT_KIB = 256 << 10
 # ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.
 MEASURE = """
 import re, sys
-from casstore.cli import run
+from casstore.cli.main import run
 code = run(sys.argv[1:])
 status = open("/proc/self/status").read()
 kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from casstore.cli import run
-from casstore.manifest import decode_as
-from casstore.store import Store
+from casstore.cli.main import run
+from casstore.format.manifest import decode_as
+from casstore.store.objects import Store
 from runner_hooks import RunRecorder, record_grading
 from tests.runs import TOKEN, make_inputs
 
@@ -118,7 +118,7 @@ def test_diff_refuses_a_tree_against_a_manifest(
 
 
 def decode_as_run(store: Store, digest: str) -> Any:
-    from casstore.manifest import RunManifest
+    from casstore.format.manifest import RunManifest
 
     return decode_as(RunManifest, store.get_bytes(digest))
 

@@ -10,8 +10,7 @@ import msgspec
 import pytest
 
 from casstore import ManifestError, canonical_json, hash_bytes, redact
-from casstore.closure import walk
-from casstore.manifest import (
+from casstore.format.manifest import (
     GradingRecord,
     Ref,
     RunManifest,
@@ -19,8 +18,9 @@ from casstore.manifest import (
     decode_as,
     encode,
 )
-from casstore.redaction import MARKER, is_secret_key, redacted_paths
-from casstore.store import Store
+from casstore.graph.closure import walk
+from casstore.runs.redaction import MARKER, is_secret_key, redacted_paths
+from casstore.store.objects import Store
 
 D1 = "blake3:" + "1" * 64
 D2 = "blake3:" + "2" * 64

@@ -16,9 +16,9 @@ import zstandard
 
 import casstore
 from casstore import IntegrityError, RunManifest, Store
-from casstore.cli import run
-from casstore.closure import walk
-from casstore.store import init_store
+from casstore.cli.main import run
+from casstore.graph.closure import walk
+from casstore.store.open import init_store
 from runner_hooks import RunRecorder, fetch_for_grading
 from tests.runs import TOKEN, make_inputs
 from tests.store_damage import flip_stored_byte

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casstore.digest import hash_bytes
-from casstore.objectfile import CHUNK_SIZE
-from casstore.store import ObjectInfo, Store, init_store
+from casstore.format.digest import hash_bytes
+from casstore.format.objects import IO_SIZE as CHUNK_SIZE
+from casstore.store.objects import ObjectInfo, Store
+from casstore.store.open import init_store
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

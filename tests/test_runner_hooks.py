@@ -13,8 +13,8 @@ import pytest
 
 import casstore
 from casstore import BackendError, GradingRecord, Ref, RunManifest, Store, hash_bytes
-from casstore.closure import walk
-from casstore.manifest import decode, decode_as
+from casstore.format.manifest import decode, decode_as
+from casstore.graph.closure import walk
 from runner_hooks import (
     RecordingWarning,
     ReproducibilityArgsError,

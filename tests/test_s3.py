@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
 from casstore.backends.s3 import S3Backend
-from casstore.digest import hash_bytes
 from casstore.errors import BackendError
-from casstore.store import Store, init_store, open_store
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.store.objects import Store
+from casstore.store.open import init_store, open_store
 from tests.conftest import BUCKET, run_cas
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
 from tests.test_store_conformance import payload
@@ -100,7 +101,7 @@ def test_s3_failures_are_one_line_exit_1(
 def test_without_s3fs_the_error_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['s3fs'] = None\n"
-        "from casstore.cli import run\n"
+        "from casstore.cli.main import run\n"
         "sys.exit(run(['--store', 's3://bucket/x', 'ls']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

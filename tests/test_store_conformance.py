@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
-from casstore.digest import hash_bytes
 from casstore.errors import (
     CasError,
     IntegrityError,
@@ -19,8 +17,12 @@ from casstore.errors import (
     NotAStore,
     ObjectNotFound,
 )
-from casstore.objectfile import CHUNK_SIZE, HEADER_SIZE
-from casstore.store import Store, open_store
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.format.objects import HEADER_SIZE
+from casstore.format.objects import IO_SIZE as CHUNK_SIZE
+from casstore.store.objects import Store
+from casstore.store.open import open_store
 
 
 def payload(size: int, seed: int = 0, compressible: bool = False) -> bytes:

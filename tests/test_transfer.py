@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from casstore import layout
-from casstore.closure import walk
 from casstore.config import CacheSection, Config, ConfigFile
 from casstore.errors import IntegrityError, ObjectNotFound
-from casstore.store import Store, init_store, open_store
-from casstore.transfer import transfer
+from casstore.format import layout
+from casstore.graph.closure import walk
+from casstore.graph.transfer import transfer
+from casstore.store.objects import Store
+from casstore.store.open import init_store, open_store
 from tests.conftest import run_cas
 from tests.test_store_conformance import corrupt, payload
 

@@ -17,11 +17,11 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casstore import layout
 from casstore.errors import ArchiveError, IntegrityError
-from casstore.snapshot import tree_digest
-from casstore.store import Store
-from casstore.treediff import diff_trees
+from casstore.format import layout
+from casstore.store.objects import Store
+from casstore.trees.diff import diff_trees
+from casstore.trees.ingest import tree_digest
 from tests.conftest import run_cas
 
 # A small tree and its exact record: the canonical encoding of docs/FORMAT.md.
@@ -309,7 +309,7 @@ def test_cli_tree_and_diff(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_tar_reader_agrees_with_tarfile(fmt: int, tmp_path: Path) -> None:
-    from casstore.archives import read_members
+    from casstore.trees.archives import read_members
 
     long_dir = "d" * 90 + "/" + "e" * 60
     names = ["plain.txt", f"{long_dir}/file.txt", "ünïcode/naïve.txt", "big.bin"]

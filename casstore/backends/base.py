@@ -1,14 +1,13 @@
 """The backend contract: a handful of primitives over ``/``-separated keys.
 
 Everything else (objects, refs, verification) is built on these by
-:class:`casstore.store.Store`, so a new backend implements only this.
+:class:`casstore.store.objects.Store`, so a new backend implements only this.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from casstore.errors import BackendError, ObjectNotFound
+from casstore.fileio import temp_file
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,14 @@ class Backend(ABC):
         """
         created = []
         for key, data in items:
-            fd, name = tempfile.mkstemp(dir=self.staging_dir(), prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
+            with temp_file(self.staging_dir()) as (f, tmp):
+                try:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(name)
-                raise BackendError(f"cannot write {key}: {exc.strerror or exc}") from exc
-            created.append(self.publish(Path(name), key))
+                except OSError as exc:
+                    raise BackendError(f"cannot write {key}: {exc.strerror or exc}") from exc
+                created.append(self.publish(tmp, key))
         return created
 
     @abstractmethod

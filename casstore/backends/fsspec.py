@@ -69,18 +69,20 @@ class FsspecBackend(Backend):
             yield
         except CasError:
             raise
-        except FileNotFoundError as exc:
-            if "bucket" in str(exc).lower():
-                raise BackendError(f"{what}: {exc}") from exc
-            if missing is None:
-                raise BackendError(f"{what}: {exc}") from exc
-            raise ObjectNotFound(missing) from None
-        except PermissionError as exc:
-            raise BackendError(f"{what}: access denied ({exc})") from exc
-        except OSError as exc:
-            raise BackendError(f"{what}: {exc}") from exc
-        except Exception as exc:  # botocore/aiohttp errors that pass through fsspec
-            raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # botocore/aiohttp errors pass through fsspec too
+            raise self._translate(exc, what, missing) from exc
+
+    def _translate(self, exc: Exception, what: str, missing: str | None) -> CasError:
+        """The casstore error for ``exc``; ``missing`` names the key a not-found means."""
+        if isinstance(exc, FileNotFoundError):
+            return (
+                ObjectNotFound(missing) if missing is not None else BackendError(f"{what}: {exc}")
+            )
+        if isinstance(exc, PermissionError):
+            return BackendError(f"{what}: access denied ({exc})")
+        if isinstance(exc, OSError):
+            return BackendError(f"{what}: {exc}")
+        return BackendError(f"{what}: {type(exc).__name__}: {exc}")
 
     def open_read(self, key: str) -> BinaryIO:
         with self._translated(f"cannot read {key}", missing=key):

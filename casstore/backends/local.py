@@ -1,26 +1,22 @@
-"""A store in a local folder: temp file, fsync, rename."""
+"""A store in a local folder: temp file, fsync, rename (:mod:`casstore.fileio`).
+
+Files get the umask's mode; published objects, packs and indexes, which never
+change, are read-only (as git's objects are). Temp files start with a dot,
+and no key does, so listings skip them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from casstore import layout
 from casstore.backends.base import Backend, KeyInfo
 from casstore.errors import BackendError, ObjectNotFound
-
-
-def _fsync_dir(path: Path) -> None:
-    # The rename itself is only durable once the folder entry is on disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from casstore.fileio import atomic_write, file_mode, fsync_dir
+from casstore.format import layout
 
 
 class LocalBackend(Backend):
@@ -39,26 +35,12 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise BackendError(f"cannot read {key}: {exc.strerror or exc}") from exc
 
-    def _write_temp(self, folder: Path, data: bytes) -> Path:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise
-        return Path(name)
-
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._write_temp(path.parent, data)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            with atomic_write(path) as f:
+                f.write(data)
         except OSError as exc:
             raise BackendError(f"cannot write {key}: {exc.strerror or exc}") from exc
 
@@ -69,9 +51,10 @@ class LocalBackend(Backend):
                 local_path.unlink()
                 return False
             path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(local_path, file_mode(read_only=True))
             # Two writers racing here both rename complete, identical content: harmless.
             os.replace(local_path, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 local_path.unlink()
@@ -101,7 +84,7 @@ class LocalBackend(Backend):
         for folder, _dirs, files in os.walk(base):
             rel = Path(folder).relative_to(self.root).as_posix()
             for name in files:
-                if not name.startswith(".tmp-"):
+                if not name.startswith("."):
                     yield f"{rel}/{name}"
 
     def list_detailed(self, prefix: str) -> Iterator[KeyInfo]:
@@ -109,7 +92,7 @@ class LocalBackend(Backend):
         for folder, _dirs, files in os.walk(base):
             rel = Path(folder).relative_to(self.root).as_posix()
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith("."):
                     continue
                 try:
                     st = os.stat(os.path.join(folder, name))
@@ -124,7 +107,7 @@ class LocalBackend(Backend):
             os.replace(source, target)
             # A rename keeps the old time; a move is dated now, as on S3.
             os.utime(target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except (FileNotFoundError, NotADirectoryError):
             if not source.exists():
                 raise ObjectNotFound(src) from None

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from casstore.backends import s3errors
 from casstore.backends.fsspec import FsspecBackend
+from casstore.errors import BackendError, CasError
 
 DEFAULT_CONCURRENCY = 16
 _MAX_PARTS = 10_000
@@ -36,9 +38,9 @@ def _exists_as_false() -> Iterator[None]:
     except FileExistsError:
         pass
     except OSError as exc:
-        # s3fs maps 412 to FileExistsError only when the server names the
-        # failed condition; SeaweedFS does not.
-        if "condition" not in str(exc).lower():
+        # s3fs maps 412 to FileExistsError only when the server names the failed
+        # condition; SeaweedFS does not, so the code decides.
+        if not s3errors.is_code(exc, s3errors.PRECONDITION_FAILED):
             raise
 
 
@@ -58,6 +60,20 @@ class S3Backend(FsspecBackend):
         super().__init__(url, storage_options=options)
         self.bucket = self.root.split("/", 1)[0]
         self.concurrency = max(1, concurrency)
+
+    def _translate(self, exc: Exception, what: str, missing: str | None) -> CasError:
+        if s3errors.is_code(exc, s3errors.NO_SUCH_BUCKET):
+            return BackendError(
+                f"{what}: the bucket {self.bucket!r} does not exist at {self._endpoint()}: "
+                "create it (cas init --create-bucket URL, or your S3 console)"
+            )
+        if s3errors.is_code(exc, s3errors.ACCESS_DENIED):
+            return BackendError(f"{what}: access denied ({s3errors.error_code(exc)})")
+        return super()._translate(exc, what, missing)
+
+    def _endpoint(self) -> str:
+        client = self.fs.client_kwargs or {}
+        return str(client.get("endpoint_url") or "the default endpoint")
 
     def _split(self, key: str) -> tuple[str, str]:
         bucket, _, rest = self._path(key).partition("/")
@@ -103,7 +119,7 @@ class S3Backend(FsspecBackend):
                 return bytes(self.fs.cat_file(self._path(key), start=start, end=end))
             except OSError as exc:
                 # 416: the range starts past the end, which the contract calls short.
-                if "range" in str(exc).lower() and "satisfiable" in str(exc).lower():
+                if s3errors.is_code(exc, s3errors.INVALID_RANGE):
                     return b""
                 raise
 

@@ -1,0 +1,1 @@
+"""The ``cas`` command: the only place that prints or exits."""

@@ -1,0 +1,127 @@
+"""Commands that keep a store healthy: gc, fsck."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from casstore.cli.common import (
+    EXIT_INTEGRITY,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Adder,
+    open_from_args,
+    plan_setter,
+    print_json,
+    progress,
+)
+from casstore.errors import UsageError
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from casstore.cli.progress import human_bytes
+    from casstore.maintenance.gc import collect
+
+    grace = _duration(args.grace)
+    result = collect(
+        open_from_args(args),
+        grace=grace,
+        dry_run=args.dry_run,
+        log=lambda message: print(f"cas: warning: {message}", file=sys.stderr),
+    )
+    if args.json:
+        print_json(result.as_json())
+        return EXIT_OK
+    would = "would be " if args.dry_run else ""
+    print(f"{result.roots} roots; {result.reachable} objects reachable")
+    print(
+        f"{would}moved to the trash: {result.trashed} objects "
+        f"({human_bytes(result.trashed_bytes)}), unreachable and older than {args.grace}"
+    )
+    print(
+        f"{would}deleted from the trash: {result.deleted} objects, "
+        f"{human_bytes(result.deleted_bytes)} freed"
+    )
+    print(f"{would}restored from the trash (reachable again): {result.restored}")
+    print(f"{would}rewritten packs: {result.packs_rewritten}")
+    print(f"kept, unreachable but younger than {args.grace}: {result.young}")
+    return EXIT_OK
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    value = text.strip().lower()
+    unit = units.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise UsageError(f"not a duration: {text!r} (e.g. 24h, 30m, 7d, 0)") from None
+    if seconds < 0 or seconds != seconds:
+        raise UsageError(f"not a duration: {text!r} (e.g. 24h, 30m, 7d, 0)")
+    return seconds
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from casstore.cli.progress import human_bytes
+    from casstore.maintenance.fsck import fsck
+
+    if not 0 < args.sample <= 100:
+        raise UsageError("--sample is a percentage above 0, at most 100")
+    store = open_from_args(args)
+    with progress("fsck", None, unit="objects") as bar:
+        result = fsck(
+            store,
+            sample_percent=args.sample,
+            jobs=args.jobs,
+            quarantine=not store.read_only,
+            on_plan=plan_setter(bar),
+            on_object=lambda: bar(1),
+        )
+    code = EXIT_INTEGRITY if result.corrupt else EXIT_NOT_FOUND if result.missing else EXIT_OK
+    if args.json:
+        print_json(result.as_json())
+        return code
+    print(
+        f"checked {result.checked} of {result.total} objects ({human_bytes(result.checked_bytes)})"
+    )
+    for digest, problem in result.corrupt.items():
+        print(f"corrupt   {problem if problem.startswith(digest) else f'{digest}: {problem}'}")
+    for key in result.quarantined:
+        print(f"moved to  {key}")
+    for record, absent in result.missing.items():
+        print(f"missing   {record} references {len(absent)} missing: {', '.join(absent[:3])}")
+    if code == EXIT_OK:
+        print("no problems found")
+    return code
+
+
+def register(add: Adder) -> None:
+    p = add(
+        "gc",
+        cmd_gc,
+        "move objects unreachable from any tag to the trash, and empty the trash of those "
+        "unreachable for longer than the grace period",
+    )
+    p.add_argument(
+        "--grace",
+        default="24h",
+        metavar="DURATION",
+        help="how old an unreachable object must be (and how long it stays in the trash) "
+        "before it goes: 90s, 30m, 24h (default), 7d. Longer than any writer takes "
+        "between storing objects and tagging them",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "fsck",
+        cmd_fsck,
+        "re-hash every object (or a sample): corrupt ones are moved to quarantine/ "
+        "(exit 4); references to missing objects are reported (exit 3)",
+    )
+    p.add_argument(
+        "--sample", type=float, default=100.0, metavar="PERCENT", help="check a random sample"
+    )
+    p.add_argument("-j", "--jobs", type=int, default=8, help="objects checked at once (8)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")

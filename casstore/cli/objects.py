@@ -1,0 +1,253 @@
+"""Commands on objects: init, put, tree, get, cat, has, stat, ls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from casstore.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Adder,
+    open_from_args,
+    print_json,
+    progress,
+)
+from casstore.errors import CasError, ObjectNotFound, UsageError
+
+if TYPE_CHECKING:
+    from casstore.store.objects import ObjectInfo, Store
+
+#: Objects up to this size are verified in memory before reaching stdout.
+SPOOL_LIMIT = 64 << 20
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from casstore.config import ENV_STORE, FILENAME, find_config
+    from casstore.store.open import init_store
+
+    url = args.url or args.store
+    if not url and not os.environ.get(ENV_STORE) and find_config() is None:
+        # Nothing configured anywhere: this folder gets a store.toml naming an embedded store.
+        with open(FILENAME, "x", encoding="utf-8") as f:
+            f.write(STORE_TOML_TEMPLATE)
+        print(f"wrote {FILENAME}")
+    store, created = init_store(url)
+    print(f"{'initialized empty store' if created else 'already a store'}: {store.url}")
+    return EXIT_OK
+
+
+STORE_TOML_TEMPLATE = """\
+# casstore configuration: see the README.
+[store]
+# With no url, the store is the folder .cas/ beside this file.
+# url = "s3://bucket/prefix"
+compression_level = 3
+"""
+
+
+def _info_json(info: ObjectInfo, **extra: object) -> dict[str, object]:
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "stored_size": info.stored_size,
+        "encoding": info.encoding,
+        **extra,
+    }
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    if args.tree:
+        return _put_trees(args, store)
+    for path in args.paths:
+        if path == "-":
+            with progress("put -", None) as bar:
+                info = store.put_stream(sys.stdin.buffer, progress=bar)
+        else:
+            if os.path.isdir(path):
+                raise UsageError(f"{path} is a directory")
+            try:
+                total = os.path.getsize(path)
+            except OSError as exc:
+                raise CasError(f"cannot read {path}: {exc.strerror or exc}") from None
+            with progress(f"put {os.path.basename(path)}", total) as bar:
+                info = store.put_file(path, progress=bar)
+        if args.json:
+            print_json({"digest": info.digest, "size": info.size, "path": path})
+        else:
+            print(f"{info.digest}  {path}")
+    return EXIT_OK
+
+
+def _put_trees(args: argparse.Namespace, store: Store) -> int:
+    for source in args.paths:
+        with progress(f"put {os.path.basename(source) or source}", None) as bar:
+            info = store.put_tree(source, progress=bar)
+        if args.json:
+            print_json(_tree_json(info, source))
+        else:
+            print(f"{info.digest}  {source}")
+    return EXIT_OK
+
+
+def _tree_json(info: Any, source: str) -> dict[str, object]:
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "path": source,
+        "files": info.files,
+        "file_bytes": info.file_bytes,
+    }
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    from casstore.config import load_config, parse_size
+    from casstore.trees.ingest import tree_digest
+
+    limit = parse_size(load_config().file.tree.max_bytes)
+    for source in args.sources:
+        info = tree_digest(source, max_bytes=limit)
+        if args.json:
+            print_json(_tree_json(info, source))
+        else:
+            print(f"{info.digest}  {source}")
+    return EXIT_OK
+
+
+def _write_verified_to_stdout(store: Store, digest: str) -> None:
+    """Write an object to stdout; no byte goes out before the whole object verified."""
+    out = sys.stdout.buffer
+    size = store.stat(digest).size
+    if size <= SPOOL_LIMIT:
+        out.write(store.get_bytes(digest))
+    else:
+        # Too big for memory: verify in a first pass, then stream (verified again).
+        with progress("verify", size) as bar:
+            store.verify(digest, progress=bar)
+        with progress("get", size) as bar:
+            store.copy_to(digest, out, progress=bar)
+    out.flush()
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    digest = store.resolve(args.digest)
+    if _is_tree(store, digest) and args.output not in (None, "-"):
+        fmt = store.get_tree(digest, args.output, format=args.format, force=args.force)
+        print(f"{digest}  {args.output} ({fmt})")
+        return EXIT_OK
+    if args.format:
+        raise UsageError("--format applies to trees only")
+    if args.output in (None, "-"):
+        _write_verified_to_stdout(store, digest)
+        return EXIT_OK
+    if os.path.isdir(args.output):
+        raise UsageError(f"{args.output} is a directory; give a file path")
+    total = store.stat(digest).size
+    with progress(f"get {os.path.basename(args.output)}", total) as bar:
+        store.get_file(digest, args.output, progress=bar)
+    return EXIT_OK
+
+
+def _is_tree(store: Store, digest: str) -> bool:
+    from casstore.format.tree import is_tree
+
+    with store.open(digest) as reader:
+        return is_tree(reader.read(32))
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    for spec in args.digests:
+        _write_verified_to_stdout(store, store.resolve(spec))
+    return EXIT_OK
+
+
+def cmd_has(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    missing = []
+    for spec in args.digests:
+        try:
+            present = store.has(store.resolve(spec))
+        except ObjectNotFound:
+            present = False
+        if not present:
+            missing.append(spec)
+    if args.json:
+        print_json({"present": len(args.digests) - len(missing), "missing": missing})
+    else:
+        for spec in missing:
+            print(spec)
+    return EXIT_NOT_FOUND if missing else EXIT_OK
+
+
+def cmd_stat(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    info = store.stat(store.resolve(args.digest))
+    if args.json:
+        print_json(_info_json(info))
+    else:
+        from casstore.cli.progress import human_bytes
+
+        ratio = info.stored_size / info.size if info.size else 1.0
+        print(f"digest:       {info.digest}")
+        print(f"size:         {info.size} ({human_bytes(info.size)})")
+        print(f"stored size:  {info.stored_size} ({ratio:.1%} of size)")
+        print(f"encoding:     {info.encoding}")
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    store = open_from_args(args)
+    for digest in sorted(store.iter_digests()):
+        if args.json:
+            print_json({"digest": digest})
+        else:
+            print(digest)
+    return EXIT_OK
+
+
+def register(add: Adder) -> None:
+    p = add("init", cmd_init, "create a store (the configured one, or URL)")
+    p.add_argument("url", nargs="?", metavar="URL", help="where to create it")
+
+    p = add("put", cmd_put, "store files (or - for stdin) and print their digests")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files to store; - reads stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.add_argument(
+        "--tree",
+        action="store_true",
+        help="store a snapshot as a tree: PATH is a folder, .zip, .tar, .tar.gz or .tar.zst "
+        "(detected from content), or - for a tar stream on stdin",
+    )
+
+    p = add("tree", cmd_tree, "print the tree digest of a snapshot, storing nothing")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, zip, tar[.gz|.zst], -")
+    p.add_argument("--json", action="store_true", help="one JSON object per source")
+
+    p = add("get", cmd_get, "write an object's verified content to a file or stdout")
+    p.add_argument("digest", metavar="DIGEST")
+    p.add_argument("-o", "--output", metavar="PATH", help="file to write (default stdout)")
+    p.add_argument(
+        "--format",
+        choices=["dir", "zip", "tar", "tar.gz", "tar.zst"],
+        help="for a tree: what to write (default: from PATH's suffix, else a folder)",
+    )
+    p.add_argument("--force", action="store_true", help="for a tree: write into a non-empty folder")
+
+    p = add("cat", cmd_cat, "write objects' verified content to stdout")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+
+    p = add("has", cmd_has, "exit 0 if every object is present; print the missing ones")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add("stat", cmd_stat, "show an object's size, stored size and encoding")
+    p.add_argument("digest", metavar="DIGEST")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("ls", cmd_ls, "list every object's digest")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -1,0 +1,214 @@
+"""Commands that hand runs to others: replay, bundle, unbundle, push, pull."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from casstore.cli.common import (
+    EXIT_OK,
+    Adder,
+    open_from_args,
+    plan_setter,
+    print_json,
+    progress,
+)
+from casstore.errors import UsageError
+
+if TYPE_CHECKING:
+    from casstore.store.objects import Store
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import shlex
+
+    from casstore.format.manifest import RunManifest
+    from casstore.runs.records import read_record
+    from casstore.runs.replay import PLAN_FILE, replay
+
+    store = open_from_args(args)
+    digest, record = read_record(args.digest, store)
+    if not isinstance(record, RunManifest):
+        raise UsageError(f"{digest} is a grading record: replay its run ({record.run.digest})")
+    plan = replay(store, digest, record, args.into, force=args.force)
+    for warning in plan.warnings:
+        print(f"cas: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print_json(plan.as_json())
+        return EXIT_OK
+    print(f"run {digest}: every input fetched and verified into {plan.folder}")
+    for role, path in plan.files.items():
+        print(f"  {role:22} {path}")
+    if plan.variables:
+        print("values redacted when the run was recorded; supply them before running:")
+        for variable in plan.variables:
+            print(f"  {variable}")
+    print(f"wrote {plan.folder / PLAN_FILE}")
+    print("run it again with:")
+    print(f"  {shlex.join(plan.command)}")
+    return EXIT_OK
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from casstore.cli.progress import human_bytes
+    from casstore.graph.bundle import write_bundle_file
+
+    store = open_from_args(args)
+    roots = [store.resolve(spec) for spec in args.digests]
+    target = os.path.abspath(args.output)
+    with progress("bundle", None) as bar:
+        result = write_bundle_file(store, roots, target, force=args.force, on_object=bar)
+    size = os.path.getsize(target)
+    if args.json:
+        print_json(
+            {
+                "bundle": args.output,
+                "roots": roots,
+                "objects": result.objects,
+                "bytes": result.size,
+                "file_bytes": size,
+            }
+        )
+        return EXIT_OK
+    print(
+        f"wrote {args.output}: {result.objects} objects, {human_bytes(result.size)} "
+        f"({human_bytes(size)} compressed)"
+    )
+    for root in roots:
+        print(f"{root}  {_kind_label(result.kinds.get(root))}")
+    return EXIT_OK
+
+
+def _kind_label(kind: str | None) -> str:
+    return (kind or "object").split("/")[0].replace("-", " ")
+
+
+def cmd_unbundle(args: argparse.Namespace) -> int:
+    from casstore.cli.progress import human_bytes
+    from casstore.graph.bundle import read_bundle
+    from casstore.graph.closure import kind_of_stored
+
+    store = open_from_args(args)
+    with progress("unbundle", None) as bar:
+        result = read_bundle(store, args.bundle, on_object=bar)
+    kinds = {root: kind_of_stored(store, root) for root in result.roots}
+    if args.json:
+        print_json(
+            {
+                "roots": [{"digest": r, "kind": kinds[r]} for r in result.roots],
+                "objects": result.objects,
+                "imported": result.imported,
+                "imported_bytes": result.imported_bytes,
+            }
+        )
+        return EXIT_OK
+    print(
+        f"verified {result.objects} objects; imported {result.imported} "
+        f"({human_bytes(result.imported_bytes)}), "
+        f"{result.objects - result.imported} already present"
+    )
+    for root in result.roots:
+        print(f"{root}  {_kind_label(kinds[root])}")
+    return EXIT_OK
+
+
+def _other_store(args: argparse.Namespace, spec: str) -> Store:
+    """A store named by a ``[remotes.NAME]`` of store.toml, or by its URL."""
+    from casstore.config import load_config
+    from casstore.store.open import open_store
+
+    config = load_config()
+    if spec in config.file.remotes:
+        return open_store(config.remote_url(spec), config=config, cache=not args.no_cache)
+    if "://" not in spec and "/" not in spec and not os.path.exists(spec):
+        config.remote_url(spec)  # raises: names the remotes that do exist
+    return open_store(spec, config=config, cache=not args.no_cache)
+
+
+def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> int:
+    from casstore.cli.progress import human_bytes
+    from casstore.graph.transfer import transfer
+
+    roots = [src.resolve(spec) for spec in args.digests]
+    with progress(verb, None, unit="objects") as bar:
+        result = transfer(
+            src,
+            dst,
+            roots,
+            concurrency=args.jobs,
+            on_object=lambda _size: bar(1),
+            on_plan=plan_setter(bar),
+        )
+    if args.json:
+        print_json(
+            {
+                "roots": roots,
+                "from": src.url,
+                "to": dst.url,
+                "copied": result.copied,
+                "bytes": result.copied_bytes,
+                "present": result.present,
+            }
+        )
+    elif result.copied == 0:
+        print(f"{verb}ed nothing: all {result.present} objects already present")
+    else:
+        print(
+            f"{verb}ed {result.copied} objects ({human_bytes(result.copied_bytes)}), "
+            f"{result.present} already present"
+        )
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    return _transfer(args, open_from_args(args), _other_store(args, args.to), "push")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    return _transfer(args, _other_store(args, args.source), open_from_args(args), "pull")
+
+
+# -- parser -------------------------------------------------------------------
+
+
+def register(add: Adder) -> None:
+    p = add(
+        "replay",
+        cmd_replay,
+        "fetch and verify every input of a run into a folder, and print the command that "
+        "re-runs it",
+    )
+    p.add_argument("digest", metavar="DIGEST", help="the run's manifest: digest, tag or sidecar")
+    p.add_argument("--into", required=True, metavar="DIR", help="folder to write (new or empty)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    p = add("bundle", cmd_bundle, "write objects and all they reference into one file")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle (.casb)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "unbundle",
+        cmd_unbundle,
+        "import a bundle into the store, verifying every object; prints its roots",
+    )
+    p.add_argument("bundle", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add("push", cmd_push, "copy objects and all they reference to another store")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument("--to", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
+
+    p = add("pull", cmd_pull, "copy objects and all they reference from another store")
+    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p.add_argument(
+        "--from", dest="source", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")

@@ -1,0 +1,156 @@
+"""The tree record: a snapshot as canonical bytes, independent of its container.
+
+A tree lists regular files (size, digest, executable bit), symlinks (target)
+and empty directories, sorted by the UTF-8 bytes of their paths. Nothing else
+(mtimes, owners, other permission bits, member order, compression) is
+recorded, so one filesystem state has one digest (``docs/FORMAT.md``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import msgspec
+
+from casstore.errors import ArchiveError, IntegrityError
+from casstore.format.digest import is_digest
+from casstore.format.records import TREE_KIND, record_kind
+
+KIND = TREE_KIND
+Kind = Literal["file", "symlink", "dir"]
+
+
+class Entry(msgspec.Struct, frozen=True):
+    path: str
+    type: Kind
+    size: int = 0
+    digest: str = ""
+    executable: bool = False
+    target: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        # Key order is part of the canonical encoding.
+        if self.type == "file":
+            out: dict[str, Any] = {
+                "path": self.path,
+                "type": "file",
+                "size": self.size,
+                "digest": self.digest,
+            }
+            if self.executable:
+                out["executable"] = True
+            return out
+        if self.type == "symlink":
+            return {"path": self.path, "type": "symlink", "target": self.target}
+        return {"path": self.path, "type": "dir"}
+
+
+def normalize_path(name: str, member: str | None = None) -> str:
+    """A safe relative POSIX path, or ArchiveError naming the member."""
+    what = member if member is not None else name
+    if "\x00" in name:
+        raise ArchiveError(f"{what!r}: a path with a NUL byte")
+    path = name
+    if path.startswith("/"):
+        raise ArchiveError(f"{what!r}: an absolute path")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError(f"{what!r}: a path that climbs out with '..'")
+    if not parts:
+        return ""
+    return "/".join(parts)
+
+
+def _sort_key(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def encode(entries: list[Entry]) -> bytes:
+    """The canonical bytes of a tree record. Entries are checked and sorted here."""
+    ordered = sorted(entries, key=lambda e: _sort_key(e.path))
+    check(ordered)
+    record = {"casstore": KIND, "entries": [e.as_record() for e in ordered]}
+    try:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArchiveError(f"a path that is not valid UTF-8: {exc.object!r}") from None
+
+
+def check(ordered: list[Entry]) -> None:
+    """No duplicates, nothing stored below a symlink or a file, and folders listed
+    only when empty (those that hold something are implied)."""
+    leaves: set[str] = set()
+    folders: set[str] = set()
+    previous = None
+    for entry in ordered:
+        if not entry.path:
+            raise ArchiveError("an entry with an empty path")
+        if entry.path == previous:
+            raise ArchiveError(f"{entry.path!r}: the same path twice")
+        previous = entry.path
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in leaves:
+                raise ArchiveError(
+                    f"{entry.path!r}: written through the symlink or file {parent!r}"
+                )
+            if parent in folders:
+                raise ArchiveError(f"{parent!r}: listed as an empty folder, yet it holds entries")
+        if entry.type == "dir":
+            folders.add(entry.path)
+        else:
+            leaves.add(entry.path)
+
+
+class _Record(msgspec.Struct):
+    casstore: str
+    entries: list[Entry]
+
+
+_DECODER = msgspec.json.Decoder(_Record)
+
+
+def decode(data: bytes, digest: str = "tree") -> list[Entry]:
+    """Entries of a stored tree record; IntegrityError unless it is one, canonical.
+
+    Canonical means what :func:`encode` writes: entries strictly sorted, no
+    duplicate, nothing below a file or symlink, and the same bytes when encoded
+    again. Anything else was not written by casstore and is refused before a
+    checkout could act on it.
+    """
+    if record_kind(data) != KIND:
+        raise IntegrityError(f"{digest} is not a tree record")
+    try:
+        entries = _DECODER.decode(data).entries
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
+    previous = b""
+    for entry in entries:
+        if entry.type == "file" and (entry.size < 0 or not is_digest(entry.digest)):
+            raise IntegrityError(f"{digest}: bad size or digest for {entry.path!r}")
+        try:
+            safe = normalize_path(entry.path) == entry.path
+        except ArchiveError:
+            safe = False
+        if not safe:
+            raise IntegrityError(f"{digest}: unsafe path {entry.path!r} in a tree record")
+        key = _sort_key(entry.path)
+        if previous and key <= previous:
+            raise IntegrityError(
+                f"{digest}: entries not in canonical order ({entry.path!r} after a path "
+                "that sorts after it or equals it)"
+            )
+        previous = key
+    try:
+        canonical = encode(entries)
+    except ArchiveError as exc:
+        raise IntegrityError(f"{digest}: {exc}") from None
+    if canonical != data:
+        raise IntegrityError(f"{digest}: a tree record that is not in canonical form")
+    return entries
+
+
+def is_tree(head: bytes) -> bool:
+    return record_kind(head) == KIND

@@ -1,0 +1,2 @@
+"""Walking what records reference: closures, transfers between stores, bundles,
+and verification by role."""

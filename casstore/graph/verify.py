@@ -1,0 +1,236 @@
+"""Verify a run, a grading record or a tree: every object of its closure exists and
+re-hashes to its digest, reported by role (``final_snapshot: 3 objects missing``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from casstore.errors import IntegrityError, ManifestError, ObjectNotFound
+from casstore.format.manifest import GradingRecord, RunManifest, decode_as
+from casstore.format.records import GRADING_KIND, RUN_KIND
+from casstore.graph.closure import kind_of_stored, walk
+from casstore.trees.diff import TreeDiff, diff_entries
+
+if TYPE_CHECKING:
+    from casstore.store.objects import Store
+
+OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
+
+
+@dataclass
+class RoleReport:
+    """What verifying one role (an input, an output, the record itself) found."""
+
+    role: str
+    digest: str
+    objects: int = 0
+    size: int = 0
+    missing: list[str] = field(default_factory=list)
+    #: Corrupt digest -> what is wrong with it.
+    corrupt: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return CORRUPT if self.corrupt else MISSING if self.missing else OK
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "role": self.role,
+            "digest": self.digest,
+            "status": self.status,
+            "objects": self.objects,
+            "bytes": self.size,
+            "missing": self.missing,
+            "corrupt": self.corrupt,
+        }
+
+
+@dataclass
+class VerifyReport:
+    root: str
+    #: ``run-manifest``, ``grading-record``, ``tree/1``, or None for a plain object.
+    kind: str | None
+    roles: list[RoleReport] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        statuses = {r.status for r in self.roles}
+        return CORRUPT if CORRUPT in statuses else MISSING if MISSING in statuses else OK
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "digest": self.root,
+            "kind": self.kind,
+            "status": self.status,
+            "roles": [r.as_json() for r in self.roles],
+        }
+
+
+def _roles(store: Store, root: str, kind: str | None) -> list[tuple[str, str, bool]]:
+    """(role, digest, walk its closure?) for the root; the record itself is shallow."""
+    if kind == RUN_KIND:
+        run = decode_as(RunManifest, store.get_bytes(root), root)
+        return [("manifest", root, False)] + [
+            (r, ref.digest, True) for r, ref in run.roles().items()
+        ]
+    if kind == GRADING_KIND:
+        grading = decode_as(GradingRecord, store.get_bytes(root), root)
+        roles = [("grading_record", root, False)]
+        roles += [(r, ref.digest, r != "run") for r, ref in grading.roles().items()]
+        try:
+            run = decode_as(RunManifest, store.get_bytes(grading.run.digest), grading.run.digest)
+        except (ObjectNotFound, IntegrityError, ManifestError):
+            return roles  # the "run" role reports it
+        roles += [(f"run.{r}", ref.digest, True) for r, ref in run.roles().items()]
+        return roles
+    return [("tree" if kind else "object", root, True)]
+
+
+def verify_closure(
+    store: Store,
+    root: str,
+    *,
+    jobs: int = 16,
+    on_plan: Callable[[int], None] | None = None,
+    on_object: Callable[[], None] | None = None,
+) -> VerifyReport:
+    """Verify ``root`` and everything it references, role by role.
+
+    A missing root raises ObjectNotFound; everything else is reported. Objects
+    are re-hashed from the store itself (never a cache), ``jobs`` at a time.
+    """
+    try:
+        kind = kind_of_stored(store, root)
+        roles = _roles(store, root, kind)
+    except IntegrityError as exc:
+        report = VerifyReport(root, None, [RoleReport("record", root, 1)])
+        report.roles[0].corrupt[root] = str(exc)
+        return report
+    report = VerifyReport(root, kind)
+    members: dict[str, list[str]] = {}
+    for role, digest, deep in roles:
+        entry = RoleReport(role, digest)
+        report.roles.append(entry)
+        if not deep:
+            members[role] = [digest]
+            continue
+        try:
+            closure = walk(store, [digest])
+        except ObjectNotFound:
+            entry.missing.append(digest)
+            members[role] = []
+            continue
+        except IntegrityError as exc:
+            entry.corrupt[digest] = str(exc)
+            members[role] = []
+            continue
+        entry.missing.extend(closure.missing)
+        members[role] = closure.order
+    unique = list(dict.fromkeys(d for digests in members.values() for d in digests))
+    if on_plan is not None:
+        on_plan(len(unique))
+
+    def check(digest: str) -> tuple[str, int, str | None]:
+        try:
+            return OK, store.verify(digest).size, None
+        except ObjectNotFound:
+            return MISSING, 0, None
+        except IntegrityError as exc:
+            return CORRUPT, 0, str(exc)
+        finally:
+            if on_object is not None:
+                on_object()
+
+    def check_group(group: list[str]) -> list[tuple[str, int, str | None]]:
+        return [check(digest) for digest in group]
+
+    # Packed objects are checked a block at a time, on one thread: the block is then
+    # read once, not once per thread that wants one of its objects.
+    groups = store.packs.by_block(unique)
+    results: dict[str, tuple[str, int, str | None]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for group, outcome in zip(groups, pool.map(check_group, groups), strict=True):
+            results.update(zip(group, outcome, strict=True))
+    for entry in report.roles:
+        for digest in members[entry.role]:
+            status, size, problem = results[digest]
+            entry.objects += 1
+            entry.size += size
+            if status == MISSING:
+                entry.missing.append(digest)
+            elif status == CORRUPT:
+                entry.corrupt[digest] = problem or "corrupt"
+    return report
+
+
+@dataclass
+class LocalCheck:
+    """A local file or snapshot compared with what a run manifest recorded for it."""
+
+    role: str
+    path: str
+    #: The recorded digest; None when the manifest has nothing under that role.
+    expected: str | None
+    actual: str
+    #: For a snapshot that differs: what differs, file by file (when the stored tree is
+    #: available to compare with).
+    diff: TreeDiff | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.actual
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "role": self.role,
+            "path": self.path,
+            "status": "ok" if self.ok else "mismatch",
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+        if self.diff is not None:
+            out["changes"] = [c.as_json() for c in self.diff.changes]
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def check_snapshot(store: Store | None, run: RunManifest, role: str, path: str) -> LocalCheck:
+    """Is the snapshot at ``path`` (any container) the one the run recorded as ``role``?"""
+    from casstore.format import tree
+    from casstore.format.digest import hash_bytes
+    from casstore.trees.ingest import build, hash_member
+
+    record, _, _ = build(path, hash_member)
+    recorded = run.snapshot(role)
+    check = LocalCheck(f"{role}_snapshot", path, recorded.digest if recorded else None, "")
+    check.actual = hash_bytes(record)
+    if check.ok or recorded is None:
+        if recorded is None:
+            check.note = f"the run recorded no {role} snapshot"
+        return check
+    if store is None:
+        check.note = "no store to show what differs"
+        return check
+    try:
+        stored = tree.decode(store.get_bytes(recorded.digest), recorded.digest)
+    except (ObjectNotFound, IntegrityError) as exc:
+        check.note = f"cannot show what differs: {exc}"
+        return check
+    check.diff = diff_entries(stored, tree.decode(record, path))
+    return check
+
+
+def check_file(run: RunManifest, role: str, path: str) -> LocalCheck:
+    """Is the file at ``path`` the one the run recorded as ``role`` (``trajectory``...)?"""
+    from casstore.format.digest import hash_file
+
+    recorded = run.roles().get(role)
+    check = LocalCheck(role, path, recorded.digest if recorded else None, hash_file(path)[0])
+    if recorded is None:
+        check.note = f"the run recorded no {role}"
+    return check

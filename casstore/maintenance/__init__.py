@@ -1,0 +1,1 @@
+"""Keeping a store healthy: garbage collection and fsck."""

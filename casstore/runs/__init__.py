@@ -1,0 +1,1 @@
+"""Recorded runs: reading records, provenance, redaction, diffs and replay."""

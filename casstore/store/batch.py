@@ -1,0 +1,125 @@
+"""Many writes at once: small objects go into packs, large files into content-defined
+chunks; everything becomes visible when the batch is flushed."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from casstore.format import layout, objects
+from casstore.format.digest import PREFIX, hash_bytes
+from casstore.format.objects import Progress, Readable
+from casstore.format.packindex import MAX_PACKED_SIZE
+from casstore.store.packs import PackWriter
+from casstore.store.staging import check_expected
+
+if TYPE_CHECKING:
+    from casstore.store.objects import Store
+
+#: Objects stored through a batch with a known size of at least this are chunked.
+CHUNKED_MIN = 8 << 20
+#: FastCDC's target chunk size (the minimum is a quarter, the maximum four times).
+CDC_AVERAGE = 1 << 20
+
+
+class Batch:
+    """Many writes at once (see :meth:`Store.batch`): small objects go into packs,
+    whose blocks are compressed on every core while the caller reads on.
+
+    Objects become visible when the batch is flushed: on leaving the ``with``
+    block, or with :meth:`flush`. A batch that fails publishes nothing more.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._writer = PackWriter(store.backend, store.packs, store.compression_level)
+        self._loose: set[str] | None = None
+        #: Chunk lists waiting for their chunks to be published: digest -> stored bytes.
+        self._lists: dict[str, bytes] = {}
+
+    def _present(self, digest: str) -> bool:
+        if digest in self.store.packs or self._writer.holds(digest):
+            return True
+        if self.store.backend.requests_are_cheap:
+            return self.store.backend.exists(layout.object_key(digest))
+        if self._loose is None:  # one listing instead of a request per object
+            self._loose = self.store.loose_digests()
+        return digest in self._loose
+
+    def put_bytes(self, data: bytes, *, known_absent: bool = False) -> str:
+        """Store ``data``; returns its digest. Small objects are published by :meth:`flush`."""
+        if len(data) > MAX_PACKED_SIZE:
+            return self.store.put_bytes(data).digest
+        digest = hash_bytes(data)
+        if known_absent or not self._present(digest):
+            self._writer.add(digest, data)
+        return digest
+
+    def put_file(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_PACKED_SIZE:
+                return self.store.put_stream(f, progress=progress).digest
+            data = f.read()
+        if progress is not None:
+            progress(len(data))
+        return self.put_bytes(data)
+
+    def put_stream(
+        self, stream: Readable, *, size: int | None = None, expected: str | None = None
+    ) -> str:
+        """Store a stream; pass ``size`` when known so small ones are packed and large
+        ones (``CHUNKED_MIN`` and more) are stored as content-defined chunks.
+
+        With ``expected``, content that hashes to anything else raises
+        IntegrityError and is not stored."""
+        if size is not None and size >= CHUNKED_MIN:
+            return self.put_chunked(stream, expected=expected)
+        if size is not None and size <= MAX_PACKED_SIZE:
+            data = stream.read(size)
+            if expected is not None:
+                check_expected(hash_bytes(data), expected)
+            return self.put_bytes(data)
+        return self.store.put_stream(stream, expected=expected).digest
+
+    def put_chunked(self, stream: Readable, *, expected: str | None = None) -> str:
+        """Store a stream as content-defined chunks (each an object, deduplicated with
+        every other) plus a chunk list under the digest of the whole content.
+
+        The list is published by :meth:`flush`, after its chunks.
+        """
+        from blake3 import blake3
+        from pyfastcdc import FastCDC
+
+        hasher = blake3(max_threads=blake3.AUTO)
+        chunks: list[tuple[str, int]] = []
+        for piece in FastCDC(CDC_AVERAGE).cut_stream(stream):
+            data = bytes(piece.data)
+            hasher.update(data)
+            chunks.append((self.put_bytes(data), len(data)))
+        digest = PREFIX + hasher.hexdigest()
+        check_expected(digest, expected)
+        if not self._present(digest):
+            self._lists[digest] = objects.encode_chunk_list(chunks)
+        return digest
+
+    def flush(self) -> None:
+        self._writer.flush()
+        if self._lists:
+            # Only now are all their chunks visible.
+            keys = [(layout.object_key(d), data) for d, data in self._lists.items()]
+            self.store.backend.create_many(keys)
+            self._lists.clear()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        failed = exc is not None
+        try:
+            if not failed:
+                self.flush()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._writer.close(discard=failed)

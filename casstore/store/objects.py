@@ -1,0 +1,402 @@
+"""The store: content-addressed objects over a backend.
+
+Every read re-hashes what it returns; every write is published atomically by
+the backend. Keys come from :mod:`casstore.format.layout` only. Batches and
+packs live in :mod:`casstore.store.batch` and :mod:`casstore.store.packs`,
+refs in :mod:`casstore.store.refs`, opening in :mod:`casstore.store.open`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
+
+from casstore.backends import Backend
+from casstore.config import Config
+from casstore.errors import CasError, IntegrityError, ObjectNotFound, ReadOnlyStore
+from casstore.fileio import atomic_write, temp_file
+from casstore.format import layout, objects
+from casstore.format.digest import hash_bytes, parse_digest
+from casstore.format.objects import IO_SIZE, Progress, Readable
+from casstore.format.reader import VerifyingReader
+from casstore.store import refs
+from casstore.store.packs import PackIndex
+from casstore.store.staging import Staging, check_expected, staging_error
+from casstore.store.trash import trashed
+
+if TYPE_CHECKING:
+    from casstore.store.batch import Batch
+    from casstore.store.cache import ObjectCache
+    from casstore.trees.ingest import TreeInfo
+
+
+#: Above this many digests, one listing of loose objects beats a HEAD each (on S3).
+LIST_INSTEAD_OF_HEAD = 1000
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object's digest, content size, size as stored, and encoding
+    (``raw``, ``zstd``, ``chunked`` or ``packed``)."""
+
+    digest: str
+    size: int
+    stored_size: int
+    encoding: str
+
+
+class Store:
+    """A content-addressed store. Create with :func:`casstore.open_store`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        compression_level: int = 3,
+        compression_threads: int = -1,
+        config: Config | None = None,
+    ) -> None:
+        self.backend = backend
+        self.compression_level = compression_level
+        self.compression_threads = compression_threads
+        self.config = config or Config()
+        #: A local read-through cache, for stores that are not on a local disk.
+        self.cache: ObjectCache | None = None
+        self.packs = PackIndex(backend)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @property
+    def read_only(self) -> bool:
+        from casstore.backends.readonly import ReadOnlyBackend
+
+        return isinstance(self.backend, ReadOnlyBackend)
+
+    def require_writable(self) -> None:
+        """Raise ReadOnlyStore now, before work that would end in a refused write."""
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to store objects")
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def initialize(self) -> bool:
+        """Write the marker unless there is one. Returns False when it was a store already."""
+        from casstore.store.marker import initialize
+
+        return initialize(self.backend)
+
+    # -- writing ------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
+        digest = hash_bytes(data)
+        if self.has(digest):
+            return self.stat(digest)
+        self.require_writable()
+        payload, encoding = objects.encode_bytes(data, self.compression_level)
+        with temp_file(self.backend.staging_dir()) as (f, tmp):
+            try:
+                f.write(objects.pack_header(encoding, len(data)))
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                raise staging_error(exc) from exc
+            self.backend.publish(tmp, layout.object_key(digest))
+        return ObjectInfo(
+            digest,
+            len(data),
+            objects.HEADER_SIZE + len(payload),
+            objects.ENCODINGS[encoding],
+        )
+
+    def put_many(self, items: Iterable[bytes]) -> list[str]:
+        """Store many in-memory objects in one batch; returns their digests.
+
+        Small ones go into a pack, so thousands cost a few requests (or syncs)
+        instead of one each.
+        """
+        with self.batch() as batch:
+            return [batch.put_bytes(data) for data in items]
+
+    def batch(self) -> Batch:
+        """A context for storing many objects: small ones are packed, and the
+        pack is published (durably) when the context exits without error."""
+        from casstore.store.batch import Batch
+
+        self.require_writable()
+        return Batch(self)
+
+    def put_stream(
+        self,
+        stream: Readable,
+        *,
+        progress: Progress | None = None,
+        check_present: bool = True,
+        expected: str | None = None,
+    ) -> ObjectInfo:
+        """Store everything read from ``stream``, in bounded memory.
+
+        An object already present is not sent again; ``check_present=False``
+        skips that check for callers that just made it (in a batch). With
+        ``expected``, content that hashes to anything else raises IntegrityError
+        and is not stored.
+        """
+        self.require_writable()
+        with temp_file(self.backend.staging_dir()) as (f, tmp):
+            encoded = objects.write_object(
+                stream,
+                cast(BinaryIO, Staging(f)),
+                level=self.compression_level,
+                threads=self.compression_threads,
+                progress=progress,
+            )
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                raise staging_error(exc) from exc
+            check_expected(encoded.digest, expected)
+            if not (check_present and self.has(encoded.digest)):
+                self.backend.publish(tmp, layout.object_key(encoded.digest))
+        return ObjectInfo(encoded.digest, encoded.size, encoded.stored_size, encoded.encoding)
+
+    def put_file(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> ObjectInfo:
+        """Store the file at ``path``."""
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size <= IO_SIZE:
+                # Small: hash first, so a present object costs no compression or write.
+                data = f.read()
+                if progress is not None:
+                    progress(len(data))
+                return self.put_bytes(data)
+            return self.put_stream(f, progress=progress)
+
+    # -- reading ------------------------------------------------------------
+
+    def open(self, digest: str) -> VerifyingReader:
+        """A readable stream of the object's content, verified when read to the end."""
+        digest = parse_digest(digest)
+        if self.cache is not None:
+            return self.cache.open(digest, lambda: self.open_stored(digest))
+        return self.open_stored(digest)
+
+    def open_stored(self, digest: str, *, retry: bool = True) -> VerifyingReader:
+        """Like :meth:`open`, always from the store itself, never from a cache."""
+        where = self.packs.get(digest)
+        if where is not None:
+            try:
+                content = self.packs.read(digest, where)
+            except ObjectNotFound:
+                if not retry:
+                    raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
+                # gc rewrote the pack since the indexes were read: look again.
+                self.packs.refresh()
+                return self.open_stored(digest, retry=False)
+            header = objects.pack_header(objects.RAW, where.length)
+            return VerifyingReader(io.BytesIO(header + content), digest)
+        try:
+            stored = self.backend.open_read(layout.object_key(digest))
+        except ObjectNotFound:
+            if not retry:
+                raise ObjectNotFound(digest) from None
+            # Another writer may have packed it since the indexes were read.
+            self.packs.refresh()
+            if digest not in self.packs:
+                return self._from_trash(digest)
+            return self.open_stored(digest, retry=False)
+        return self._reader(stored, digest)
+
+    def _reader(self, stored: BinaryIO, digest: str) -> VerifyingReader:
+        try:
+            return VerifyingReader(stored, digest, self.open_stored)
+        except BaseException:
+            stored.close()
+            raise
+
+    def _from_trash(self, digest: str) -> VerifyingReader:
+        """An object gc moved to the trash while a writer was referencing it: readable
+        (verified as ever) until the next gc restores it."""
+        key = trashed(self.backend, [digest]).get(digest)
+        if key is None:
+            raise ObjectNotFound(digest)
+        return self._reader(self.backend.open_read(key), digest)
+
+    def chunk_list(self, digest: str) -> list[tuple[str, int]] | None:
+        """The chunks (digest, size) of a chunked object; None for any other object."""
+        digest = parse_digest(digest)
+        if digest in self.packs:
+            return None
+        key = layout.object_key(digest)
+        encoding, size = objects.unpack_header(
+            self.backend.read_range(key, 0, objects.HEADER_SIZE), digest
+        )
+        if encoding != objects.CHUNKED:
+            return None
+        body = self.backend.read_bytes(key)[objects.HEADER_SIZE :]
+        return objects.decode_chunk_list(body, size, digest)
+
+    def trashed(self, digests: Iterable[str]) -> dict[str, str]:
+        """Which of ``digests`` are in gc's trash: digest -> its trash key."""
+        return trashed(self.backend, digests)
+
+    def get_bytes(self, digest: str) -> bytes:
+        """The whole content, verified. For large objects use :meth:`open` or :meth:`get_file`."""
+        with self.open(digest) as reader:
+            return reader.readall()
+
+    def copy_to(self, digest: str, dest: IO[bytes], *, progress: Progress | None = None) -> int:
+        """Write the content to ``dest``; returns the size. Raises at the end if it is wrong.
+
+        Bytes reach ``dest`` before the end is verified: write to something
+        you discard on error (see :meth:`get_file`).
+        """
+        with self.open(digest) as reader:
+            return reader.copy_to(dest, progress)
+
+    def get_file(
+        self,
+        digest: str,
+        path: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        executable: bool = False,
+    ) -> int:
+        """Write the content to ``path`` atomically, only once verified. Returns the size."""
+        from casstore.fileio import file_mode
+
+        with atomic_write(path, durable=False, mode=file_mode(executable=executable)) as f:
+            return self.copy_to(digest, f, progress=progress)
+
+    def verify(self, digest: str, *, progress: Progress | None = None) -> ObjectInfo:
+        """Re-hash the stored object; raises :class:`IntegrityError` when it is wrong."""
+        digest = parse_digest(digest)
+        # Never from the cache: verify checks what this store holds.
+        with self.open_stored(digest) as reader:
+            buffer = bytearray(IO_SIZE)
+            while n := reader.readinto(buffer):
+                if progress is not None:
+                    progress(n)
+        try:
+            return self.stat(digest)
+        except ObjectNotFound:  # read from gc's trash
+            return ObjectInfo(digest, reader.size, reader.size, reader.encoding)
+
+    def has(self, digest: str) -> bool:
+        digest = parse_digest(digest)
+        return digest in self.packs or self.backend.exists(layout.object_key(digest))
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests not in the store, in order; checked in one batch.
+
+        Packed objects cost nothing to check. On S3 the rest are one HEAD each,
+        concurrent, or one listing when that takes fewer requests.
+        """
+        wanted = [d for d in (parse_digest(d) for d in digests) if d not in self.packs]
+        if not wanted:
+            return []
+        if not self.backend.requests_are_cheap and len(wanted) > LIST_INSTEAD_OF_HEAD:
+            loose = self.loose_digests()
+            return [d for d in wanted if d not in loose]
+        present = self.backend.exists_many([layout.object_key(d) for d in wanted])
+        return [d for d, here in zip(wanted, present, strict=True) if not here]
+
+    def loose_digests(self) -> set[str]:
+        """Every object stored on its own (not in a pack): one listing."""
+        return {
+            digest
+            for key in self.backend.list(layout.OBJECTS)
+            if (digest := layout.digest_of_key(key)) is not None
+        }
+
+    def stat(self, digest: str) -> ObjectInfo:
+        """Size, stored size and encoding, from the header; the content is not read."""
+        digest = parse_digest(digest)
+        where = self.packs.get(digest)
+        if where is not None:
+            # Packed objects are compressed by the block: their stored size is a share.
+            return ObjectInfo(digest, where.length, where.length, "packed")
+        key = layout.object_key(digest)
+        header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
+        encoding, size = objects.unpack_header(header, digest)
+        return ObjectInfo(digest, size, self.backend.size(key), objects.ENCODINGS[encoding])
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every object's digest (loose or packed), in no particular order."""
+        loose = self.loose_digests()
+        yield from loose
+        self.packs.refresh()
+        yield from (d for d in self.packs.digests() if d not in loose)
+
+    def delete(self, digest: str) -> None:
+        """Remove the object. Anything still referencing it will fail to resolve."""
+        digest = parse_digest(digest)
+        try:
+            self.backend.delete(layout.object_key(digest))
+        except ObjectNotFound:
+            if digest in self.packs:
+                raise CasError(
+                    f"{digest} is in a pack: packed objects are removed by garbage collection"
+                ) from None
+            raise ObjectNotFound(digest) from None
+
+    # -- trees (conveniences over casstore.trees) -----------------------------
+
+    def put_tree(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> TreeInfo:
+        """Store a snapshot (folder, zip, tar, tar.gz, tar.zst, or ``-`` for a tar on
+        stdin) as a tree: every file as a blob, then the tree record."""
+        from casstore.config import parse_size
+        from casstore.trees.ingest import put_tree
+
+        if max_bytes is None:
+            max_bytes = parse_size(self.config.file.tree.max_bytes)
+        return put_tree(self, source, max_bytes=max_bytes, progress=progress)
+
+    def get_tree(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        force: bool = False,
+    ) -> str:
+        """Materialise a tree as a folder or an archive (format from ``dest``'s suffix)."""
+        from casstore.trees.checkout import get_tree
+
+        return get_tree(
+            self, parse_digest(digest), dest, fmt=format, force=force, level=self.compression_level
+        )
+
+    # -- names (casstore.store.refs) ------------------------------------------
+
+    def resolve(self, spec: str) -> str:
+        """The digest that ``spec`` names: a digest, a unique prefix (>= 8 hex) or a tag."""
+        return refs.resolve(self, spec)
+
+    def tag(self, name: str, digest: str) -> None:
+        """Point tag ``name`` at ``digest`` (which must be in the store)."""
+        refs.tag(self, name, digest)
+
+    def untag(self, name: str) -> None:
+        refs.untag(self, name)
+
+    def tag_target(self, name: str) -> str:
+        return refs.tag_target(self, name)
+
+    def tags(self) -> dict[str, str]:
+        """Every tag and the digest it names, sorted by name."""
+        return refs.tags(self)

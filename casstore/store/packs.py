@@ -1,0 +1,243 @@
+"""Packs: many small objects in one file, as restic and kopia do.
+
+Storing thousands of small files one object each costs a sync (locally) or a
+request (on S3) per file. Batched writes put small objects in a pack instead.
+A pack is a sequence of zstd frames ("blocks"), each the concatenated content
+of several objects, compressed together on every core. An index, published
+only after its pack, says where each object lies: the block's offset and
+length in the pack, and the object's offset and length inside the
+decompressed block. A pack without an index is invisible, so a crash leaves
+at worst an unreferenced pack. Digests never change: a packed object reads
+and verifies like a loose one (``docs/FORMAT.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+from blake3 import blake3
+
+from casstore.backends.base import Backend
+from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.format import layout
+from casstore.format.digest import PREFIX
+from casstore.format.objects import one_shot_compressor
+from casstore.format.packindex import (
+    BLOCK_SIZE,
+    MAX_PACKED_SIZE,
+    Location,
+    Row,
+    decode_index,
+    encode_index,
+)
+
+#: A pack is closed once it holds this many compressed bytes.
+TARGET_PACK_SIZE = 64 << 20
+
+
+class PackIndex:
+    """Where every packed object is: all the store's indexes, loaded once, refreshed on a miss."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._where: dict[str, Location] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+        self._ever_loaded = False
+        self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+
+    def refresh(self) -> None:
+        """Read the indexes written since the last look (by this or another writer), and
+        forget those removed since (gc rewrote their packs)."""
+        with self._lock:
+            self._ever_loaded = True
+            current = {}
+            for key in self._backend.list(layout.INDEX):
+                pack = layout.pack_of_index_key(key)
+                if pack is not None:
+                    current[pack] = key
+            if self._loaded - current.keys():
+                self._where.clear()
+                self._loaded.clear()
+                self._blocks.clear()
+            for pack, key in current.items():
+                if pack in self._loaded:
+                    continue
+                try:
+                    data = self._backend.read_bytes(key)
+                except ObjectNotFound:
+                    continue  # removed since the listing
+                self._add(pack, decode_index(data, key))
+
+    def _add(self, pack: str, rows: list[Row]) -> None:
+        for digest, *where in rows:
+            self._where.setdefault(digest, Location(pack, *where))
+        self._loaded.add(pack)
+
+    def _ensure(self) -> None:
+        if not self._ever_loaded:
+            self.refresh()
+
+    def get(self, digest: str) -> Location | None:
+        self._ensure()
+        return self._where.get(digest)
+
+    def __contains__(self, digest: str) -> bool:
+        return self.get(digest) is not None
+
+    def digests(self) -> list[str]:
+        self._ensure()
+        return list(self._where)
+
+    def by_block(self, digests: list[str]) -> list[list[str]]:
+        """``digests`` grouped so that packed objects sharing a block are together (each
+        loose one alone): one reader per group decodes each block once."""
+        self._ensure()
+        groups: dict[object, list[str]] = {}
+        for digest in digests:
+            where = self._where.get(digest)
+            key = (where.pack, where.block_offset) if where is not None else digest
+            groups.setdefault(key, []).append(digest)
+        return list(groups.values())
+
+    def add(self, pack: str, rows: list[Row]) -> None:
+        with self._lock:
+            self._add(pack, rows)
+
+    def read(self, digest: str, where: Location) -> bytes:
+        """The (unverified) content of a packed object; the caller verifies it."""
+        block_id = (where.pack, where.block_offset)
+        with self._lock:
+            block = self._blocks.get(block_id)
+        if block is None:
+            block = self._read_block(digest, where)
+            with self._lock:
+                # A few blocks stay decoded: materialising reads neighbours in turn.
+                self._blocks[block_id] = block
+                while len(self._blocks) > 4:
+                    self._blocks.popitem(last=False)
+        return block[where.offset : where.offset + where.length]
+
+    def _read_block(self, digest: str, where: Location) -> bytes:
+        import zstandard
+
+        end = where.block_offset + where.block_length
+        # A missing pack raises ObjectNotFound: gc may have rewritten it since the
+        # indexes were read, and the caller looks again.
+        frame = self._backend.read_range(where.key, where.block_offset, end)
+        if len(frame) != where.block_length:
+            raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
+        try:
+            # A block holds at most BLOCK_SIZE plus one object: more is not ours.
+            limit = BLOCK_SIZE + MAX_PACKED_SIZE
+            return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=limit))
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(
+                f"{digest}: a corrupt block in pack {where.pack} ({exc})"
+            ) from None
+
+
+class PackWriter:
+    """Gathers small objects into blocks, compresses blocks on every core, writes
+    them in order to a pack, and publishes the pack, then its index."""
+
+    def __init__(self, backend: Backend, index: PackIndex, level: int) -> None:
+        self._backend = backend
+        self._index = index
+        self._level = level
+        workers = os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="casstore-pack")
+        # Bounds memory: blocks waiting to be compressed or written.
+        self._slots = threading.BoundedSemaphore(2 * workers)
+        self._lock = threading.RLock()
+        self._block = bytearray()
+        self._block_rows: list[tuple[str, int, int]] = []
+        self._sealed: list[tuple[Future[bytes], list[tuple[str, int, int]]]] = []
+        self._file: IO[bytes] | None = None
+        self._hasher = blake3()
+        self._rows: list[Row] = []
+        self._pending: set[str] = set()
+
+    def holds(self, digest: str) -> bool:
+        return digest in self._pending
+
+    def add(self, digest: str, content: bytes) -> None:
+        with self._lock:
+            self._add(digest, content)
+
+    def _add(self, digest: str, content: bytes) -> None:
+        if digest in self._pending:
+            return
+        self._pending.add(digest)
+        self._block_rows.append((digest, len(self._block), len(content)))
+        self._block += content
+        if len(self._block) >= BLOCK_SIZE:
+            self._seal()
+
+    def _compress(self, block: bytes) -> bytes:
+        try:
+            return bytes(one_shot_compressor(self._level).compress(block))
+        finally:
+            self._slots.release()
+
+    def _seal(self) -> None:
+        if not self._block_rows:
+            return
+        self._slots.acquire()
+        block, rows = bytes(self._block), self._block_rows
+        self._block, self._block_rows = bytearray(), []
+        self._sealed.append((self._pool.submit(self._compress, block), rows))
+        self._write_ready(wait=False)
+
+    def _write_ready(self, wait: bool) -> None:
+        """Append compressed blocks to the pack file, in order."""
+        while self._sealed and (wait or self._sealed[0][0].done()):
+            future, rows = self._sealed.pop(0)
+            frame = future.result()
+            if self._file is None:
+                self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives until flush()
+                    dir=self._backend.staging_dir(), prefix=".tmp-pack-", delete=False
+                )
+            offset = self._file.tell()
+            self._file.write(frame)
+            self._hasher.update(frame)
+            self._rows.extend((d, offset, len(frame), o, n) for d, o, n in rows)
+            if self._file.tell() >= TARGET_PACK_SIZE:
+                self._publish()
+
+    def flush(self) -> None:
+        """Publish everything added so far (pack synced, then its index)."""
+        with self._lock:
+            self._seal()
+            self._write_ready(wait=True)
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._file is None:
+            return
+        file, rows, hasher = self._file, self._rows, self._hasher
+        self._file, self._rows, self._hasher = None, [], blake3()
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        pack = PREFIX + hasher.hexdigest()
+        self._backend.publish(Path(file.name), layout.pack_key(pack))
+        # Only now may anything point into the pack.
+        self._backend.create_many([(layout.index_key(pack), encode_index(rows))])
+        self._index.add(pack, rows)
+        self._pending.difference_update(digest for digest, *_ in rows)
+
+    def close(self, *, discard: bool) -> None:
+        for future, _rows in self._sealed:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if discard and self._file is not None:
+            self._file.close()
+            Path(self._file.name).unlink(missing_ok=True)
+            self._file = None

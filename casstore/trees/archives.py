@@ -1,0 +1,268 @@
+"""Reading a snapshot source as members: a folder, a tar stream (plain, gzip,
+zstd, bzip2 or xz, detected from its first bytes) or a zip file.
+
+One streaming pass, never extracted to disk. Unsafe or unsupported members
+(devices, FIFOs, paths that climb out) and archives past the size bound are
+refused with an :class:`ArchiveError` naming the member.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
+
+from casstore.errors import ArchiveError, CasError
+from casstore.format.tree import Kind, normalize_path
+from casstore.trees.tarstream import TarHeader, TarReader
+
+if TYPE_CHECKING:
+    from casstore.format.objects import Readable
+
+#: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
+DEFAULT_MAX_BYTES = 1 << 40
+_EXECUTABLE = stat.S_IXUSR
+
+_MAGIC = {
+    b"\x1f\x8b": "gz",
+    b"\x28\xb5\x2f\xfd": "zst",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+}
+
+
+@dataclass
+class Member:
+    path: str
+    type: Kind
+    size: int = 0
+    executable: bool = False
+    target: str = ""
+    #: For files: the content, to be read before the next member is asked for.
+    content: IO[bytes] | None = None
+    #: For tar hard links: the path of the earlier member with the content.
+    hardlink: str = ""
+
+
+class _Counter:
+    """Counts what members unpack to, and stops past the bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+
+    def add(self, size: int, member: str) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise ArchiveError(
+                f"{member!r}: the snapshot unpacks to more than {self.limit} bytes "
+                "(a decompression bomb?); raise the bound if this is expected"
+            )
+
+
+def read_members(
+    source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[Member]:
+    """The members of ``source`` (``-`` is a tar stream on stdin)."""
+    counter = _Counter(max_bytes)
+    if str(source) == "-":
+        yield from _tar_members(sys.stdin.buffer, counter, "-")
+        return
+    path = Path(source)
+    if path.is_dir():
+        yield from _folder_members(path, counter)
+        return
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the error check
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {source}: {exc.strerror or exc}") from None
+    with f:
+        head = f.read(512)
+        f.seek(0)
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            yield from _zip_members(f, counter, str(source))
+        else:
+            yield from _tar_members(f, counter, str(source))
+
+
+def detect_compression(head: bytes) -> str | None:
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        base = Path(folder)
+        rel_folder = base.relative_to(root).as_posix()
+        names = sorted(files + [d for d in dirs if (base / d).is_symlink()])
+        dirs[:] = [d for d in dirs if not (base / d).is_symlink()]
+        if not names and not dirs and rel_folder != ".":
+            yield Member(rel_folder, "dir")
+        for name in names:
+            full = base / name
+            rel = full.relative_to(root).as_posix()
+            info = full.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                yield Member(rel, "symlink", target=os.readlink(full))
+            elif stat.S_ISREG(info.st_mode):
+                counter.add(info.st_size, rel)
+                with open(full, "rb") as content:
+                    yield Member(
+                        rel,
+                        "file",
+                        info.st_size,
+                        bool(info.st_mode & _EXECUTABLE),
+                        content=content,
+                    )
+            else:
+                raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
+
+
+class Prefixed(io.RawIOBase):
+    """A stream with some bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, rest: Readable) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
+    head = stream.read(512)
+    compression = detect_compression(head)
+    raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
+    if compression is None:
+        if len(head) < 512 or (head[257:262] != b"ustar" and not _looks_like_tar(head)):
+            raise ArchiveError(
+                f"{what}: not a folder, a tar archive (plain or compressed) or a zip"
+            )
+        return raw
+    if compression == "zst":
+        import zstandard
+
+        return cast(
+            IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        )
+    if compression == "gz":
+        import gzip
+
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    if compression == "bz2":
+        import bz2
+
+        return cast(IO[bytes], bz2.BZ2File(raw))
+    import lzma
+
+    return cast(IO[bytes], lzma.LZMAFile(raw))
+
+
+def _looks_like_tar(head: bytes) -> bool:
+    try:
+        tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        return False
+    return True
+
+
+@contextmanager
+def corrupt_as_archive_error(what: str) -> Iterator[None]:
+    """Decompressor and container errors, while reading ``what``, as one ArchiveError."""
+    import zlib
+
+    import zstandard
+
+    try:
+        yield
+    except CasError:
+        raise  # the store's own failures (a full disk) are not the archive's
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zlib.error,
+        zstandard.ZstdError,
+        EOFError,
+        OSError,
+    ) as exc:
+        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
+
+
+def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+    with corrupt_as_archive_error(what):
+        reader = TarReader(_decompressed(stream, what), what)
+        for header in reader.headers():
+            member = _tar_member(header, reader, counter)
+            if member is not None:
+                yield member
+
+
+def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Member | None:
+    path = normalize_path(header.name, header.name)
+    if not path:
+        return None  # the archive's root folder ("./")
+    executable = bool(header.mode & _EXECUTABLE)
+    if header.kind == "file":
+        counter.add(header.size, header.name)
+        return Member(path, "file", header.size, executable, content=reader)  # type: ignore[arg-type]
+    if header.kind == "dir":
+        return Member(path, "dir")
+    if header.kind == "symlink":
+        return Member(path, "symlink", target=header.linkname)
+    if header.kind == "hardlink":
+        return Member(path, "file", hardlink=normalize_path(header.linkname, header.name))
+    raise ArchiveError(f"{header.name!r}: a device, FIFO or other special file is not allowed")
+
+
+def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+    try:
+        archive = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveError(f"{what}: a truncated or corrupt zip ({exc})") from None
+    with archive:
+        for info in archive.infolist():
+            path = normalize_path(info.filename, info.filename)
+            if not path:
+                continue
+            # Unix mode bits only mean something in zips made on Unix (create_system 3);
+            # zipfile.writestr and many tools leave the file-type bits at 0.
+            mode = info.external_attr >> 16 if info.create_system == 3 else 0
+            if info.is_dir():
+                yield Member(path, "dir")
+                continue
+            if stat.S_ISLNK(mode):
+                yield Member(
+                    path, "symlink", target=archive.read(info).decode("utf-8", "surrogateescape")
+                )
+                continue
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+                raise ArchiveError(f"{info.filename!r}: a special file is not allowed")
+            counter.add(info.file_size, info.filename)
+            try:
+                with archive.open(info) as content:
+                    yield Member(
+                        path, "file", info.file_size, bool(mode & _EXECUTABLE), content=content
+                    )
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise ArchiveError(f"{info.filename!r}: corrupt in the zip ({exc})") from None

@@ -1,0 +1,119 @@
+"""Snapshots in, as trees: every file stored as a blob, then the tree record.
+
+The record is stored only once every blob it names is durably stored, and not
+at all if any member is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from blake3 import blake3
+
+from casstore.errors import ArchiveError
+from casstore.format import tree
+from casstore.format.digest import PREFIX
+from casstore.format.objects import IO_SIZE
+from casstore.format.tree import Entry, Kind
+from casstore.trees.archives import (
+    DEFAULT_MAX_BYTES,
+    Member,
+    corrupt_as_archive_error,
+    read_members,
+)
+
+if TYPE_CHECKING:
+    from casstore.trees.protocol import ObjectWriter
+
+#: Stores (or just hashes) one file member; returns its digest.
+ContentSink = Callable[[Member], str]
+
+
+@dataclass(frozen=True)
+class TreeInfo:
+    """A tree's digest and record size, and what the snapshot holds."""
+
+    digest: str
+    size: int
+    files: int
+    file_bytes: int
+
+
+def build(
+    source: str | os.PathLike[str],
+    sink: ContentSink,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[bytes, int, int]:
+    """The canonical record of ``source`` with each file passed to ``sink``.
+
+    Returns (record bytes, file count, total file bytes).
+    """
+    pending: list[tuple[str, Kind, int, str, bool, str]] = []
+    files: dict[str, int] = {}
+    total = 0
+    for member in read_members(source, max_bytes=max_bytes):
+        if member.type != "file":
+            pending.append((member.path, member.type, 0, "", False, member.target))
+            continue
+        if member.hardlink:
+            linked = files.get(member.hardlink)
+            if linked is None:
+                raise ArchiveError(
+                    f"{member.path!r}: a hard link to {member.hardlink!r}, not seen before it"
+                )
+            _, _, size, digest, executable, _ = pending[linked]
+        else:
+            with corrupt_as_archive_error(repr(member.path)):
+                digest = sink(member)
+            size, executable = member.size, member.executable
+            total += size
+            if progress is not None:
+                progress(size)
+        files[member.path] = len(pending)
+        pending.append((member.path, "file", size, digest, executable, ""))
+    entries = [Entry(*row) for row in pending]
+    # Folders that hold something are implied by their contents: only empty ones stay.
+    parents: set[str] = set()
+    for entry in entries:
+        parts = entry.path.split("/")
+        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    kept = [e for e in entries if e.type != "dir" or e.path not in parents]
+    return tree.encode(kept), len(files), total
+
+
+def hash_member(member: Member) -> str:
+    assert member.content is not None
+    hasher = blake3()
+    while piece := member.content.read(IO_SIZE):
+        hasher.update(piece)
+    return PREFIX + hasher.hexdigest()
+
+
+def tree_digest(source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> TreeInfo:
+    """The digest ``put_tree`` would give ``source``, storing nothing."""
+    record, files, total = build(source, hash_member, max_bytes=max_bytes)
+    return TreeInfo(PREFIX + blake3(record).hexdigest(), len(record), files, total)
+
+
+def put_tree(
+    store: ObjectWriter,
+    source: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> TreeInfo:
+    with store.batch() as batch:
+
+        def store_member(member: Member) -> str:
+            assert member.content is not None
+            return batch.put_stream(member.content, size=member.size)
+
+        record, files, total = build(source, store_member, max_bytes=max_bytes, progress=progress)
+        batch.flush()  # every blob is published before the record that names them
+        info = store.put_bytes(record)
+    return TreeInfo(info.digest, info.size, files, total)

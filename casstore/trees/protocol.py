@@ -1,0 +1,53 @@
+"""What the tree code needs from a store: a small reader/writer protocol.
+
+:class:`casstore.store.objects.Store` satisfies both; so can anything else
+that stores and verifies objects by digest.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from casstore.format.objects import Readable
+from casstore.format.reader import VerifyingReader
+
+
+class ObjectReader(Protocol):
+    def open(self, digest: str) -> VerifyingReader:
+        """A stream of the object's content that verifies it when read to the end."""
+        ...
+
+    def get_bytes(self, digest: str) -> bytes:
+        """The whole (small) content, verified."""
+        ...
+
+
+class BatchWriter(Protocol):
+    def put_stream(
+        self, stream: Readable, *, size: int | None = None, expected: str | None = None
+    ) -> str:
+        """Store ``size`` bytes of ``stream``; returns the digest."""
+        ...
+
+    def flush(self) -> None:
+        """Publish what was stored so far (durably)."""
+        ...
+
+
+class StoredInfo(Protocol):
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class ObjectWriter(Protocol):
+    def batch(self) -> AbstractContextManager[BatchWriter]:
+        """A batch whose objects are published together."""
+        ...
+
+    def put_bytes(self, data: bytes) -> StoredInfo:
+        """Store one object on its own."""
+        ...
