@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 
 from casstore.errors import CasError
 from casstore.format import tree
+from casstore.format.digest import hash_bytes
 from casstore.format.packindex import decode_index
 from casstore.format.reader import VerifyingReader
+from casstore.testing.strategies import Snapshot, snapshots
 from casstore.trees.ingest import tree_digest
 
 SETTINGS = settings(
@@ -87,15 +89,28 @@ def test_damaged_archives_give_archive_errors(
         assert DIGEST.fullmatch(info.digest)
 
 
+def _record_of(snapshot: Snapshot) -> bytes:
+    entries = [
+        tree.Entry(p, "file", len(d), hash_bytes(d), x) for p, (d, x) in snapshot.files.items()
+    ]
+    entries += [tree.Entry(p, "symlink", target=t) for p, t in snapshot.symlinks.items()]
+    entries += [tree.Entry(p, "dir") for p in snapshot.folders]
+    return tree.encode(entries)
+
+
 @SETTINGS
 @given(
     data=st.binary(max_size=300)
-    | st.text(max_size=200).map(lambda s: ('{"casstore":"tree/1","entries":' + s + "}").encode())
+    | st.builds(lambda s, c, n: mutate(_record_of(s), c, n), snapshots(), mutations, st.integers())
+    | st.builds(_record_of, snapshots())
 )
 def test_malformed_tree_records_are_integrity_errors(data: bytes) -> None:
-    with contextlib.suppress(CasError):
+    try:
         entries = tree.decode(data)
-        tree.encode(entries)  # whatever decodes is a valid tree
+    except CasError:
+        return
+    # Whatever decodes is exactly the canonical record of its entries.
+    assert tree.encode(entries) == data
 
 
 @SETTINGS

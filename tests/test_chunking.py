@@ -19,7 +19,7 @@ from casstore.maintenance.gc import collect
 from casstore.store.batch import CHUNKED_MIN
 from casstore.store.objects import Store
 from casstore.store.open import init_store
-from tests.store_damage import flip_stored_byte
+from tests.helpers import flip_stored_byte
 
 SIZE = CHUNKED_MIN + (4 << 20)
 

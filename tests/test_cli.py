@@ -12,8 +12,8 @@ import pytest
 from casstore.cli.main import run
 from casstore.format import layout
 from casstore.format.digest import hash_bytes
-from tests.conftest import run_cas
-from tests.test_store_conformance import corrupt, payload
+from casstore.testing.store import corrupt, payload
+from tests.helpers import run_cas
 
 
 @pytest.fixture

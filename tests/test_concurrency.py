@@ -14,7 +14,7 @@ from casstore.format import layout
 from casstore.format.digest import hash_bytes
 from casstore.store.objects import Store
 from casstore.store.open import init_store
-from tests.test_store_conformance import payload
+from casstore.testing.store import payload
 
 
 def verify_all(store: Store) -> set[str]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.runs import ROOT
+from tests.helpers import ROOT
 
 
 def test_demo_runs_and_shows_each_step(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from casstore.errors import InvalidDigest
 from casstore.format.digest import hash_bytes, looks_like_digest, parse_digest, parse_prefix
 from casstore.store.objects import Store
-from tests.conftest import run_cas
+from tests.helpers import run_cas
 
 # From BLAKE3's test_vectors.json: input is bytes(i % 251 for i in range(len)),
 # hash truncated to the default 32-byte output.

@@ -12,10 +12,8 @@ from typing import Any
 
 from casstore.format.manifest import RunManifest, decode_as
 from casstore.store.open import open_store
-from tests.conftest import BUCKET, run_cas
-from tests.runs import ROOT, make_inputs, run_example
+from tests.helpers import BUCKET, ROOT, flip_stored_byte, make_inputs, run_cas, run_example
 from tests.s3_server import S3Server
-from tests.store_damage import flip_stored_byte
 
 
 def _team(folder: Path, bucket_url: str) -> Path:

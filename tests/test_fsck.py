@@ -12,8 +12,7 @@ from casstore.cli.main import run
 from casstore.format import layout
 from casstore.maintenance.fsck import fsck
 from casstore.store.objects import Store
-from tests.runs import record_referencing
-from tests.store_damage import flip_stored_byte
+from tests.helpers import flip_stored_byte, record_referencing
 
 
 def test_clean_store(store: Store, capsys: pytest.CaptureFixture[str]) -> None:

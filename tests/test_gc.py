@@ -20,7 +20,7 @@ from casstore.graph.verify import verify_closure
 from casstore.maintenance.gc import collect
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
-from tests.runs import record_referencing
+from tests.helpers import record_referencing
 
 
 def _age(seconds: float) -> None:
@@ -209,3 +209,14 @@ def test_a_trashed_snapshot_tagged_late_is_whole_before_the_next_gc(
     other, _ = init_store(str(tmp_path / "other"))
     transfer(store, other, [tree])
     assert verify_closure(other, tree).status == "ok"
+
+
+def test_a_pack_that_rewrites_to_itself_is_kept(local_store: Store) -> None:
+    # Found by tests/test_store_model.py: dropping only the empty object leaves the
+    # very same pack bytes, so the "new" pack is the old one and must not be deleted.
+    kept, _empty = local_store.put_many([b"\x00", b""])
+    local_store.tag("kept", kept)
+    result = collect(local_store, grace=0)
+    assert result.packs_rewritten == 1 and result.trashed == 1
+    assert local_store.get_bytes(kept) == b"\x00"
+    assert open_store(local_store.url).get_bytes(kept) == b"\x00"

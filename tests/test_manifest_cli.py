@@ -13,7 +13,7 @@ from casstore.cli.main import run
 from casstore.format.manifest import decode_as
 from casstore.store.objects import Store
 from runner_hooks import RunRecorder, record_grading
-from tests.runs import TOKEN, make_inputs
+from tests.helpers import TOKEN, make_inputs
 
 
 def _record(store: Store, folder: Path, inputs: Path, *, mcp: Any = None, **params: Any) -> str:

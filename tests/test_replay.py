@@ -20,8 +20,7 @@ from casstore.cli.main import run
 from casstore.graph.closure import walk
 from casstore.store.open import init_store
 from runner_hooks import RunRecorder, fetch_for_grading
-from tests.runs import TOKEN, make_inputs
-from tests.store_damage import flip_stored_byte
+from tests.helpers import TOKEN, flip_stored_byte, make_inputs
 
 
 @pytest.fixture

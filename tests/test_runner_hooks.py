@@ -25,7 +25,7 @@ from runner_hooks import (
     record_grading,
     sidecar_path,
 )
-from tests.runs import EXAMPLES, TOKEN, make_inputs, run_example
+from tests.helpers import EXAMPLES, TOKEN, make_inputs, run_example
 
 # -- flags ---------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ from casstore.format import layout
 from casstore.format.digest import hash_bytes
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
-from tests.conftest import BUCKET, run_cas
+from casstore.testing.store import payload
+from tests.helpers import BUCKET, run_cas
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
-from tests.test_store_conformance import payload
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from casstore.graph.closure import walk
 from casstore.graph.transfer import transfer
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
-from tests.conftest import run_cas
-from tests.test_store_conformance import corrupt, payload
+from casstore.testing.store import corrupt, payload
+from tests.helpers import run_cas
 
 
 def record(kind: str, **fields: object) -> bytes:

@@ -22,6 +22,7 @@ from casstore.format.records import (
     references,
 )
 from casstore.store.batch import CHUNKED_MIN
+from casstore.store.trash import trashed
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -121,7 +122,7 @@ def walk(store: Store, roots: Iterable[str]) -> Closure:
     # Leaves were not opened: one batched presence check finds the absent ones. Those
     # gc moved to its trash are still readable there (and the next gc restores them).
     absent = set(store.missing([d for d in result.order if d in leaf_parent]))
-    absent -= store.trashed(absent).keys()
+    absent -= trashed(store.backend, absent).keys()
     if absent:
         result.order = [d for d in result.order if d not in absent]
         for digest in absent:
@@ -155,7 +156,7 @@ def _add_chunks(
     """Put each chunked object's chunks just before it in the order."""
     every = list(dict.fromkeys(c for chunks in chunked.values() for c in chunks if c not in seen))
     absent = set(store.missing(every))
-    absent -= store.trashed(absent).keys()
+    absent -= trashed(store.backend, absent).keys()
     order = []
     for digest in result.order:
         for chunk in chunked.get(digest, []):

@@ -102,6 +102,11 @@ class Batch:
             self._lists[digest] = objects.encode_chunk_list(chunks)
         return digest
 
+    @property
+    def published_packs(self) -> list[str]:
+        """The packs this batch has published so far."""
+        return self._writer.published
+
     def flush(self) -> None:
         self._writer.flush()
         if self._lists:

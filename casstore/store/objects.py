@@ -244,10 +244,6 @@ class Store:
         body = self.backend.read_bytes(key)[objects.HEADER_SIZE :]
         return objects.decode_chunk_list(body, size, digest)
 
-    def trashed(self, digests: Iterable[str]) -> dict[str, str]:
-        """Which of ``digests`` are in gc's trash: digest -> its trash key."""
-        return trashed(self.backend, digests)
-
     def get_bytes(self, digest: str) -> bytes:
         """The whole content, verified. For large objects use :meth:`open` or :meth:`get_file`."""
         with self.open(digest) as reader:

@@ -163,6 +163,8 @@ class PackWriter:
         self._hasher = blake3()
         self._rows: list[Row] = []
         self._pending: set[str] = set()
+        #: Every pack this writer published (one may have existed already: same bytes).
+        self.published: list[str] = []
 
     def holds(self, digest: str) -> bool:
         return digest in self._pending
@@ -232,6 +234,7 @@ class PackWriter:
         self._backend.create_many([(layout.index_key(pack), encode_index(rows))])
         self._index.add(pack, rows)
         self._pending.difference_update(digest for digest, *_ in rows)
+        self.published.append(pack)
 
     def close(self, *, discard: bool) -> None:
         for future, _rows in self._sealed:

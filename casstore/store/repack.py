@@ -62,6 +62,10 @@ def rewrite_pack(
         for digest, content in read.contents.items():
             if keep(digest):
                 writer.put_bytes(content, known_absent=True)
+    if read.pack in writer.published_packs:
+        # The kept objects make the very same bytes (only empty objects were dropped):
+        # the pack is its own rewrite, and must stay.
+        return None
     backend = store.backend
     backend.delete_many([layout.index_key(read.pack)])
     key = layout.pack_key(read.pack)

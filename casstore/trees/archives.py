@@ -155,7 +155,10 @@ def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
     compression = detect_compression(head)
     raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
     if compression is None:
-        if len(head) < 512 or (head[257:262] != b"ustar" and not _looks_like_tar(head)):
+        empty = head == bytes(512)  # an archive of nothing: only end-of-archive blocks
+        if len(head) < 512 or (
+            head[257:262] != b"ustar" and not empty and not _looks_like_tar(head)
+        ):
             raise ArchiveError(
                 f"{what}: not a folder, a tar archive (plain or compressed) or a zip"
             )

@@ -1,4 +1,5 @@
-"""Recorded runs for the tests: the example inputs and the example runner, for real."""
+"""Helpers the test modules share: fresh store locations, the real ``cas`` command,
+recorded runs from the example runner, and damage done to stored objects."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+from casstore.format import layout
 from casstore.store.objects import Store
 
+BUCKET = "casstore-test"
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TOKEN = "ghp_plantedTokenThatMustNeverBeStored42"
@@ -81,3 +88,56 @@ def record_referencing(store: Store, *digests: str) -> str:
     refs = {f"r{i}": {"digest": d, "size": 0} for i, d in enumerate(digests)}
     record = {"casstore": "run-manifest", "schema_version": "1.0", **refs}
     return store.put_bytes(json.dumps(record, separators=(",", ":")).encode()).digest
+
+
+def new_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store location on backend ``kind`` (local, memory or s3)."""
+    if kind == "local":
+        yield str(tmp_path / "store")
+    elif kind == "s3":
+        request.getfixturevalue("s3_server")
+        yield f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    elif kind == "memory":
+        url = f"memory://casstore-test-{uuid.uuid4().hex}"
+        yield url
+        import fsspec
+
+        fs = fsspec.filesystem("memory")
+        if fs.exists(url):
+            fs.rm(url, recursive=True)
+    else:  # pragma: no cover - a new backend must be wired here
+        raise AssertionError(kind)
+
+
+def run_cas(
+    *args: str,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real ``cas`` command in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if k != "CAS_STORE"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "casstore", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        env=full_env,
+        timeout=600,
+    )
+
+
+def flip_stored_byte(store: Store, digest: str) -> None:
+    """Flip one stored byte of ``digest``: the last of a loose object, or one in the
+    middle of the compressed block of a pack that holds it."""
+    where = store.packs.get(digest)
+    if where is None:
+        key = layout.object_key(digest)
+        stored = bytearray(store.backend.read_bytes(key))
+        stored[-1] ^= 0x01
+    else:
+        key = where.key
+        stored = bytearray(store.backend.read_bytes(key))
+        stored[where.block_offset + where.block_length // 2] ^= 0x01
+    store.backend.write_bytes(key, bytes(stored))
