@@ -20,8 +20,7 @@ from blake3 import blake3
 
 from benchmarks.workloads import compressible_file
 from casstore.format import layout
-from casstore.format.objects import HEADER_SIZE
-from casstore.format.objects import IO_SIZE as CHUNK_SIZE
+from casstore.format.objects import HEADER_SIZE, IO_SIZE
 
 PUT_TARGET = 0.85
 GET_TARGET = 0.85
@@ -105,7 +104,7 @@ def run(
         def compress() -> None:
             cctx = zstandard.ZstdCompressor(level=level, threads=threads)
             with open(data, "rb") as src, open(out, "wb") as dst:
-                cctx.copy_stream(src, dst, read_size=CHUNK_SIZE, write_size=CHUNK_SIZE)
+                cctx.copy_stream(src, dst, read_size=IO_SIZE, write_size=IO_SIZE)
 
         peer_put = best_of(runs, compress, before=os.sync)
     results = [Comparison("put", ours_put, peer_put, label, size, PUT_TARGET)]
@@ -138,8 +137,8 @@ def run(
         "h = blake3()\n"
         "with open(sys.argv[1], 'rb') as f:\n"
         f"    f.seek({HEADER_SIZE})\n"
-        f"    r = zstandard.ZstdDecompressor().stream_reader(f, read_size={CHUNK_SIZE})\n"
-        f"    while c := r.read({CHUNK_SIZE}):\n"
+        f"    r = zstandard.ZstdDecompressor().stream_reader(f, read_size={IO_SIZE})\n"
+        f"    while c := r.read({IO_SIZE}):\n"
         "        h.update(c)\n"
         "print('blake3:' + h.hexdigest())\n"
     )

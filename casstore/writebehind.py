@@ -1,4 +1,4 @@
-"""Consuming chunks on a second thread, so decoding overlaps with hashing and the disk."""
+"""Consuming pieces on a second thread, so decoding overlaps with hashing and the disk."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from types import TracebackType
 
 
 class WriteBehind:
-    """Hand chunks to ``consume`` on a background thread; at most ``depth`` wait.
+    """Hand pieces to ``consume`` on a background thread; at most ``depth`` wait.
 
     An error in ``consume`` is raised by the next :meth:`put` or on exit; later
-    chunks are dropped. Leaving the ``with`` block waits for every chunk.
+    pieces are dropped. Leaving the ``with`` block waits for every piece.
     """
 
     def __init__(self, consume: Callable[[bytes], None], depth: int = 4) -> None:
@@ -23,17 +23,17 @@ class WriteBehind:
         self._thread.start()
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+        while (piece := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._consume(chunk)
+                    self._consume(piece)
                 except BaseException as exc:  # raised again on the caller's thread
                     self._error = exc
 
-    def put(self, chunk: bytes) -> None:
+    def put(self, piece: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(chunk)
+        self._queue.put(piece)
 
     def __enter__(self) -> WriteBehind:
         return self

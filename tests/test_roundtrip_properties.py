@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casstore.format.digest import hash_bytes
-from casstore.format.objects import IO_SIZE as CHUNK_SIZE
+from casstore.format.objects import IO_SIZE
 from casstore.store.objects import ObjectInfo, Store
 from casstore.store.open import init_store
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-BOUNDARIES = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 1]
+BOUNDARIES = [0, 1, IO_SIZE - 1, IO_SIZE, IO_SIZE + 1, 2 * IO_SIZE, 3 * IO_SIZE + 1]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def _content(size: int, seed: int, kind: str) -> bytes:
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=contents, step=st.sampled_from([1 << 10, 65_537, CHUNK_SIZE + 1]))
+@given(data=contents, step=st.sampled_from([1 << 10, 65_537, IO_SIZE + 1]))
 def test_every_put_path_roundtrips(
     prop_store: Store, tmp_path_factory: pytest.TempPathFactory, data: bytes, step: int
 ) -> None:

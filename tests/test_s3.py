@@ -43,7 +43,7 @@ def test_conditional_create_never_clobbers(s3_store: Store) -> None:
 def test_large_objects_go_up_multipart_and_conditionally(
     s3_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(S3Backend, "multipart_chunk", 5 << 20)
+    monkeypatch.setattr(S3Backend, "multipart_part", 5 << 20)
     data = payload(12 << 20, seed=3)
     info = s3_store.put_stream(io.BytesIO(data))
     backend = s3_store.backend

@@ -46,7 +46,7 @@ def _exists_as_false() -> Iterator[None]:
 
 class S3Backend(FsspecBackend):
     #: Objects over twice this size go up as multipart uploads (invisible until complete).
-    multipart_chunk = 32 << 20
+    multipart_part = 32 << 20
     requests_are_cheap = False
 
     def __init__(
@@ -126,10 +126,10 @@ class S3Backend(FsspecBackend):
     def publish(self, local_path: Path, key: str) -> bool:
         size = local_path.stat().st_size
         # S3 allows at most 10,000 parts: larger objects get larger parts.
-        chunk = max(self.multipart_chunk, -(-size // _MAX_PARTS))
+        part = max(self.multipart_part, -(-size // _MAX_PARTS))
         try:
             with self._translated(f"cannot store {key}"), _exists_as_false():
-                self.fs.put_file(str(local_path), self._path(key), mode="create", chunksize=chunk)
+                self.fs.put_file(str(local_path), self._path(key), mode="create", chunksize=part)
                 return True
             return False
         finally:

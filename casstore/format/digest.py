@@ -84,13 +84,13 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """The digest and size of a file, read in chunks (never whole into memory)."""
+    """The digest and size of a file, read in pieces (never whole into memory)."""
     from blake3 import blake3
 
     hasher = blake3()
     size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
+        while piece := f.read(1 << 20):
+            hasher.update(piece)
+            size += len(piece)
     return PREFIX + hasher.hexdigest(), size

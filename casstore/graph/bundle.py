@@ -194,8 +194,8 @@ def check_bundle(path: str | os.PathLike[str]) -> Header:
     with _opened(path) as (header, objects):
         for ref, reader in objects:
             hasher = blake3()
-            while chunk := reader.read(1 << 20):
-                hasher.update(chunk)
+            while piece := reader.read(1 << 20):
+                hasher.update(piece)
             if PREFIX + hasher.hexdigest() != ref.digest:
                 raise BundleError(f"{path}: the member for {ref.digest} is corrupt")
     return header

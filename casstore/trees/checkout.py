@@ -199,5 +199,5 @@ def _write_zip(store: ObjectReader, entries: list[Entry], out: IO[bytes]) -> Non
                 _verified(store, entry) as content,
                 archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst,
             ):
-                while chunk := content.read(1 << 20):
-                    dst.write(chunk)
+                while piece := content.read(1 << 20):
+                    dst.write(piece)
