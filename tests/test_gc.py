@@ -29,6 +29,12 @@ def _age(seconds: float) -> None:
     time.sleep(seconds + 0.1)
 
 
+def rng_bytes(seed: int, nth: int) -> bytes:
+    """The ``nth`` 2 MiB drawn from ``random.Random(seed)``, as the test below draws them."""
+    rng = random.Random(seed)
+    return [rng.randbytes(2 << 20) for _ in range(nth + 1)][nth]
+
+
 def test_gc_keeps_what_tags_reach_and_frees_the_rest(store: Store) -> None:
     rng = random.Random(3)
     live_big = store.put_bytes(rng.randbytes(2 << 20)).digest
@@ -47,8 +53,12 @@ def test_gc_keeps_what_tags_reach_and_frees_the_rest(store: Store) -> None:
     first = collect(store, grace=0)
     assert first.roots == 1 and first.reachable == 1 + 1 + 5
     assert (first.trashed, first.packs_rewritten, first.deleted) == (6, 1, 0)
-    assert not store.has(dead_big) and not any(store.has(d) for d in dead_small)
-    assert store.get_bytes(dead_big)  # still readable, from the trash, until the next gc
+    # Trashed: no longer stored live (a writer stores them again), but still visible to
+    # every read until the next gc deletes them.
+    assert not store.stored(dead_big) and not any(store.stored(d) for d in dead_small)
+    assert store.has(dead_big) and all(store.has(d) for d in dead_small)
+    assert store.get_bytes(dead_big) == rng_bytes(3, 1)
+    assert store.resolve(dead_big[7:20]) == dead_big
     assert verify_closure(store, root).status == "ok"
 
     time.sleep(1.1)
@@ -56,6 +66,7 @@ def test_gc_keeps_what_tags_reach_and_frees_the_rest(store: Store) -> None:
     assert second.deleted == 6 and second.deleted_bytes >= (2 << 20) + 5 * 3000
     with pytest.raises(ObjectNotFound):
         store.get_bytes(dead_big)
+    assert not store.has(dead_big) and store.missing([dead_big]) == [dead_big]
     assert verify_closure(store, root).status == "ok"
     assert sorted(store.iter_digests()) == sorted({root, live_big, *live_small})
     assert list(store.backend.list(layout.TRASH)) == []
@@ -71,7 +82,7 @@ def test_an_object_tagged_after_it_was_trashed_is_restored(store: Store) -> None
     orphan = store.put_bytes(b"old and unreferenced" * 100).digest
     _age(1.0)
     assert collect(store, grace=0).trashed == 1
-    assert not store.has(orphan)
+    assert not store.stored(orphan) and store.has(orphan)
     # A writer that had seen it present now tags a record referencing it.
     store.tag("late", record_referencing(store, orphan))
     time.sleep(1.1)

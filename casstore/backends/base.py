@@ -47,6 +47,11 @@ class Backend(ABC):
             f.seek(start)
             return f.read(end - start)
 
+    def mapped(self, key: str) -> memoryview | None:
+        """The bytes under ``key`` mapped into memory, where the backend can (a local
+        file: pages are read as they are touched); None elsewhere, and read instead."""
+        return None
+
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Atomically create or replace ``key`` (refs and the marker)."""

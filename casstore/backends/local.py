@@ -35,6 +35,19 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise BackendError(f"cannot read {key}: {exc.strerror or exc}") from exc
 
+    def mapped(self, key: str) -> memoryview | None:
+        import mmap
+
+        try:
+            with open(self._path(key), "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return None
+                return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {key}: {exc.strerror or exc}") from exc
+
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:

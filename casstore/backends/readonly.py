@@ -28,6 +28,9 @@ class ReadOnlyBackend(Backend):
     def read_range(self, key: str, start: int, end: int) -> bytes:
         return self.inner.read_range(key, start, end)
 
+    def mapped(self, key: str) -> memoryview | None:
+        return self.inner.mapped(key)
+
     def write_bytes(self, key: str, data: bytes) -> None:
         self._refuse(key)
 

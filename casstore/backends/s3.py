@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from casstore.backends import s3errors
 from casstore.backends.fsspec import FsspecBackend
@@ -44,9 +45,43 @@ def _exists_as_false() -> Iterator[None]:
             raise
 
 
+class _Rest(io.RawIOBase):
+    """An object read from S3: a first piece fetched already, the rest streamed on."""
+
+    def __init__(self, backend: S3Backend, key: str, head: bytes) -> None:
+        super().__init__()
+        self._backend, self._key = backend, key
+        self._head = memoryview(head)
+        self._rest: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        with self._backend._translated(f"cannot read {self._key}", missing=self._key):
+            if self._rest is None:
+                path = self._backend._path(self._key)
+                self._rest = cast(BinaryIO, self._backend.fs.open(path, "rb"))
+                self._rest.seek(self._backend.first_read)
+            return self._rest.readinto(view)  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        if self._rest is not None:
+            self._rest.close()
+        super().close()
+
+
 class S3Backend(FsspecBackend):
     #: Objects over twice this size go up as multipart uploads (invisible until complete).
     multipart_part = 32 << 20
+    #: Read with one GET; larger objects stream on after it.
+    first_read = 1 << 20
     requests_are_cheap = False
 
     def __init__(
@@ -108,6 +143,14 @@ class S3Backend(FsspecBackend):
 
         with self._translated("cannot check objects"):
             return list(self._sync(every()))
+
+    def open_read(self, key: str) -> BinaryIO:
+        # One GET for the first piece: most objects read (records, configs) end there,
+        # and a file object would cost a HEAD first.
+        head = self.read_range(key, 0, self.first_read)
+        if len(head) < self.first_read:
+            return io.BytesIO(head)
+        return cast(BinaryIO, io.BufferedReader(_Rest(self, key, head), self.first_read))
 
     def read_bytes(self, key: str) -> bytes:
         with self._translated(f"cannot read {key}", missing=key):

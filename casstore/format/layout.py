@@ -21,7 +21,8 @@ TMP = "tmp"
 TRASH = "trash"
 #: Where fsck moves corrupt objects and packs, ``quarantine/<key>``, for inspection.
 QUARANTINE = "quarantine"
-FORMAT_VERSION = 1
+#: 2: merged indexes (``index/m-...``) and sealed trash batches; see docs/FORMAT.md.
+FORMAT_VERSION = 2
 
 
 def _fanned_out(folder: str, digest: str) -> str:
@@ -72,6 +73,30 @@ def index_key(pack_digest: str) -> str:
     return f"{INDEX}/{pack_digest[len(PREFIX) :]}"
 
 
+MERGED_PREFIX = "m-"
+
+
+def merged_index_key(count: int, index_digest: str) -> str:
+    """``index/m-<entries>-<64 hex>``: a merged index, named by the digest of its bytes;
+    the entry count in the name lets a listing say how large it is."""
+    return f"{INDEX}/{MERGED_PREFIX}{count}-{index_digest[len(PREFIX) :]}"
+
+
+def merged_of_key(key: str) -> tuple[int, str] | None:
+    """(entry count, digest) of a merged index key, or None."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.startswith(MERGED_PREFIX):
+        return None
+    count, _, hexpart = name[len(MERGED_PREFIX) :].partition("-")
+    if not count.isdigit() or len(hexpart) != HEX_LENGTH or hexpart != hexpart.lower():
+        return None
+    try:
+        int(hexpart, 16)
+    except ValueError:
+        return None
+    return int(count), PREFIX + hexpart
+
+
 def pack_of_index_key(key: str) -> str | None:
     """The pack digest an index key names, or None when the key is not an index."""
     name = key.rsplit("/", 1)[-1]
@@ -91,6 +116,20 @@ def pack_of_key(key: str) -> str | None:
 
 def trash_key(batch: str, key: str) -> str:
     return f"{TRASH}/{batch}/{key}"
+
+
+#: Written into a trash batch once everything in it has left its old place.
+TRASH_SEAL = "sealed"
+
+
+def trash_seal_key(batch: str) -> str:
+    return f"{TRASH}/{batch}/{TRASH_SEAL}"
+
+
+def trash_batch_of_key(key: str) -> str | None:
+    """The batch a key under ``trash/`` belongs to."""
+    parts = key.split("/", 2)
+    return parts[1] if len(parts) >= 2 and parts[0] == TRASH else None
 
 
 def trashed_digest(key: str) -> str | None:

@@ -73,6 +73,32 @@ class _ChunkChain(io.RawIOBase):
         super().close()
 
 
+class _Counted(io.RawIOBase):
+    """A stream that counts the bytes read through it (an object's stored size)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self.inner = inner
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Buffer) -> int:
+        n = self.inner.readinto(buffer)  # type: ignore[attr-defined]
+        self.count += n or 0
+        return int(n or 0)
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.inner.read(size)
+        self.count += len(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
 class VerifyingReader(io.RawIOBase):
     """A readable stream of an object's content that re-hashes as it goes.
 
@@ -87,12 +113,17 @@ class VerifyingReader(io.RawIOBase):
         stored: BinaryIO,
         digest: str,
         open_chunk: Callable[[str], io.RawIOBase] | None = None,
+        *,
+        packed: bool = False,
     ) -> None:
         super().__init__()
         self.digest = digest
-        self._stored = stored
+        self._stored = _Counted(stored)
+        stored = cast(BinaryIO, self._stored)
         encoding, self.size = unpack_header(stored.read(HEADER_SIZE), digest)
-        self.encoding = ENCODINGS[encoding]
+        #: ``raw``, ``zstd``, ``chunked``, or ``packed`` (the content of a pack's block).
+        self.encoding = "packed" if packed else ENCODINGS[encoding]
+        self._packed = packed
         #: For a chunked object, its chunks (digest, size); None otherwise.
         self.chunks: list[tuple[str, int]] | None = None
         self._hasher = blake3()
@@ -206,6 +237,12 @@ class VerifyingReader(io.RawIOBase):
         self._verified = True
 
     @property
+    def stored_size(self) -> int:
+        """Stored bytes read so far: once read to the end, the object's stored size (for a
+        packed object, its content's share of the block)."""
+        return self._stored.count - HEADER_SIZE if self._packed else self._stored.count
+
+    @property
     def verified(self) -> bool:
         """True once the whole content has been read and matched its digest."""
         return self._verified
@@ -213,7 +250,7 @@ class VerifyingReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                if self._source is not self._stored:
+                if self._source is not cast(IO[bytes], self._stored):
                     self._source.close()
             finally:
                 self._stored.close()

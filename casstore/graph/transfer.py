@@ -71,7 +71,7 @@ def transfer(
     """
     closure = walk(src, roots)
     closure.require_complete(src.url)
-    absent = set(dst.missing(closure.order))
+    absent = set(dst.missing(closure.order, live=True))
     result = TransferResult(list(roots), present=len(closure.order) - len(absent))
     todo = [d for d in closure.order if d in absent]
     if on_plan is not None:

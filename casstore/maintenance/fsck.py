@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from casstore.errors import ChunkMissing, IntegrityError, ObjectNotFound
 from casstore.format import layout
 from casstore.format.records import HEAD_BYTES, MAX_RECORD_BYTES, record_kind, references
-from casstore.store.repack import read_pack, rewrite_pack
+from casstore.store.repack import read_pack, rewrite_packs
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -76,7 +76,7 @@ def fsck(
     """Check the store; see the module's docstring."""
     result = FsckResult()
     store.packs.refresh()
-    everything = sorted(set(store.loose_digests()) | set(store.packs.digests()))
+    everything = sorted(store.loose_digests() | store.packs.digests())
     result.total = len(everything)
     chosen = everything
     if sample_percent < 100:
@@ -123,26 +123,23 @@ def _quarantine(store: Store, corrupt: list[str], result: FsckResult) -> None:
     The good objects of such a pack are written to a new pack first.
     """
     backend = store.backend
-    packs: dict[str, list[str]] = {}
+    damaged_packs: set[str] = set()
     for digest in corrupt:
         where = store.packs.get(digest)
-        if where is None:
-            key = layout.object_key(digest)
-            try:
-                backend.move(key, layout.quarantine_key(key))
-                result.quarantined.append(layout.quarantine_key(key))
-            except ObjectNotFound:
-                pass
-        else:
-            packs.setdefault(where.pack, [])
-    for digest in store.packs.digests():
-        where = store.packs.get(digest)
-        if where is not None and where.pack in packs:
-            packs[where.pack].append(digest)
-    for pack, members in packs.items():
-        moved = rewrite_pack(
-            store, read_pack(store, pack, members), lambda _digest: True, quarantine=True
-        )
-        if moved is not None:
-            result.quarantined.append(moved)
+        if where is not None:
+            damaged_packs.add(where.pack)
+            continue
+        key = layout.object_key(digest)
+        try:
+            backend.move(key, layout.quarantine_key(key))
+            result.quarantined.append(layout.quarantine_key(key))
+        except ObjectNotFound:
+            pass
+    members: dict[str, list[str]] = {pack: [] for pack in damaged_packs}
+    for digest, where in store.packs.entries():
+        if where.pack in members:
+            members[where.pack].append(digest)
+    reads = [read_pack(store, pack, sorted(set(found))) for pack, found in members.items()]
+    if reads:
+        result.quarantined += rewrite_packs(store, reads, lambda _digest: True, quarantine=True)
     store.packs.refresh()

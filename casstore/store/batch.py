@@ -33,18 +33,16 @@ class Batch:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._writer = PackWriter(store.backend, store.packs, store.compression_level)
-        self._loose: set[str] | None = None
         #: Chunk lists waiting for their chunks to be published: digest -> stored bytes.
         self._lists: dict[str, bytes] = {}
 
-    def _present(self, digest: str) -> bool:
-        if digest in self.store.packs or self._writer.holds(digest):
+    def _present(self, digest: str, *, small: bool = True) -> bool:
+        """Stored live already. A small object is looked for in the pack indexes only: a
+        loose copy (from a single ``put``) is rare, and a second copy in a pack is
+        harmless, while a request per file would make a snapshot cost one each."""
+        if self._writer.holds(digest) or self.store.packs.present(digest) is not None:
             return True
-        if self.store.backend.requests_are_cheap:
-            return self.store.backend.exists(layout.object_key(digest))
-        if self._loose is None:  # one listing instead of a request per object
-            self._loose = self.store.loose_digests()
-        return digest in self._loose
+        return not small and self.store.backend.exists(layout.object_key(digest))
 
     def put_bytes(self, data: bytes, *, known_absent: bool = False) -> str:
         """Store ``data``; returns its digest. Small objects are published by :meth:`flush`."""
@@ -98,7 +96,7 @@ class Batch:
             chunks.append((self.put_bytes(data), len(data)))
         digest = PREFIX + hasher.hexdigest()
         check_expected(digest, expected)
-        if not self._present(digest):
+        if not self._present(digest, small=False):
             self._lists[digest] = objects.encode_chunk_list(chunks)
         return digest
 
@@ -108,12 +106,17 @@ class Batch:
         return self._writer.published
 
     def flush(self) -> None:
+        before = len(self._writer.published)
         self._writer.flush()
         if self._lists:
             # Only now are all their chunks visible.
             keys = [(layout.object_key(d), data) for d, data in self._lists.items()]
             self.store.backend.create_many(keys)
             self._lists.clear()
+        if len(self._writer.published) > before:
+            from casstore.store.compact import maybe_compact
+
+            maybe_compact(self.store)
 
     def __enter__(self) -> Batch:
         return self

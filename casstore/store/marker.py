@@ -31,6 +31,20 @@ def check_marker(backend: Backend) -> int:
     return version
 
 
+def _marker(version: int) -> bytes:
+    marker = {
+        "casstore_format": version,
+        "digest": "blake3",
+        "objects": f"{layout.OBJECTS}/<2 hex>/<62 hex>",
+        "indexes": f"{layout.INDEX}/<pack hex> and {layout.INDEX}/m-<entries>-<hex>",
+    }
+    return (json.dumps(marker, indent=2) + "\n").encode()
+
+
+def write_marker(backend: Backend, version: int = layout.FORMAT_VERSION) -> None:
+    backend.write_bytes(layout.MARKER, _marker(version))
+
+
 def initialize(backend: Backend) -> bool:
     """Write the marker unless there is one. Returns False when it was a store already."""
     try:
@@ -39,10 +53,5 @@ def initialize(backend: Backend) -> bool:
     except NotAStore:
         if backend.exists(layout.MARKER):
             raise
-    marker = {
-        "casstore_format": layout.FORMAT_VERSION,
-        "digest": "blake3",
-        "objects": f"{layout.OBJECTS}/<2 hex>/<62 hex>",
-    }
-    backend.write_bytes(layout.MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+    write_marker(backend)
     return True

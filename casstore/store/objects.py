@@ -12,29 +12,26 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from casstore.backends import Backend
 from casstore.config import Config
-from casstore.errors import CasError, IntegrityError, ObjectNotFound, ReadOnlyStore
-from casstore.fileio import atomic_write, temp_file
+from casstore.errors import CasError, ObjectNotFound, ReadOnlyStore
+from casstore.fileio import atomic_write
 from casstore.format import layout, objects
 from casstore.format.digest import hash_bytes, parse_digest
 from casstore.format.objects import IO_SIZE, Progress, Readable
 from casstore.format.reader import VerifyingReader
 from casstore.store import refs
-from casstore.store.packs import PackIndex
-from casstore.store.staging import Staging, check_expected, staging_error
+from casstore.store.indexes import IndexSet
+from casstore.store.packs import BlockReader
+from casstore.store.staging import publish_bytes, publish_stream
 from casstore.store.trash import trashed
 
 if TYPE_CHECKING:
     from casstore.store.batch import Batch
     from casstore.store.cache import ObjectCache
     from casstore.trees.ingest import TreeInfo
-
-
-#: Above this many digests, one listing of loose objects beats a HEAD each (on S3).
-LIST_INSTEAD_OF_HEAD = 1000
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,11 @@ class Store:
         self.config = config or Config()
         #: A local read-through cache, for stores that are not on a local disk.
         self.cache: ObjectCache | None = None
-        self.packs = PackIndex(backend)
+        #: Where packed objects are (the index files), and reading them.
+        self.packs = IndexSet(backend)
+        self.blocks = BlockReader(backend)
+        #: The store format (``casstore_format`` of the marker), set when it is opened.
+        self.format_version = layout.FORMAT_VERSION
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -96,25 +97,11 @@ class Store:
     def put_bytes(self, data: bytes) -> ObjectInfo:
         """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
         digest = hash_bytes(data)
-        if self.has(digest):
+        if self.stored(digest):
             return self.stat(digest)
         self.require_writable()
-        payload, encoding = objects.encode_bytes(data, self.compression_level)
-        with temp_file(self.backend.staging_dir()) as (f, tmp):
-            try:
-                f.write(objects.pack_header(encoding, len(data)))
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise staging_error(exc) from exc
-            self.backend.publish(tmp, layout.object_key(digest))
-        return ObjectInfo(
-            digest,
-            len(data),
-            objects.HEADER_SIZE + len(payload),
-            objects.ENCODINGS[encoding],
-        )
+        stored_size, encoding = publish_bytes(self.backend, digest, data, self.compression_level)
+        return ObjectInfo(digest, len(data), stored_size, encoding)
 
     def put_many(self, items: Iterable[bytes]) -> list[str]:
         """Store many in-memory objects in one batch; returns their digests.
@@ -149,22 +136,15 @@ class Store:
         and is not stored.
         """
         self.require_writable()
-        with temp_file(self.backend.staging_dir()) as (f, tmp):
-            encoded = objects.write_object(
-                stream,
-                cast(BinaryIO, Staging(f)),
-                level=self.compression_level,
-                threads=self.compression_threads,
-                progress=progress,
-            )
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise staging_error(exc) from exc
-            check_expected(encoded.digest, expected)
-            if not (check_present and self.has(encoded.digest)):
-                self.backend.publish(tmp, layout.object_key(encoded.digest))
+        encoded = publish_stream(
+            self.backend,
+            stream,
+            level=self.compression_level,
+            threads=self.compression_threads,
+            progress=progress,
+            expected=expected,
+            wanted=lambda digest: not (check_present and self.stored(digest)),
+        )
         return ObjectInfo(encoded.digest, encoded.size, encoded.stored_size, encoded.encoding)
 
     def put_file(
@@ -191,28 +171,21 @@ class Store:
 
     def open_stored(self, digest: str, *, retry: bool = True) -> VerifyingReader:
         """Like :meth:`open`, always from the store itself, never from a cache."""
-        where = self.packs.get(digest)
-        if where is not None:
+        for where in self.packs.candidates(digest):
             try:
-                content = self.packs.read(digest, where)
+                content = self.blocks.read(digest, where)
             except ObjectNotFound:
-                if not retry:
-                    raise IntegrityError(f"{digest}: its pack {where.pack} is missing") from None
-                # gc rewrote the pack since the indexes were read: look again.
-                self.packs.refresh()
-                return self.open_stored(digest, retry=False)
+                continue  # gc rewrote that pack: the object is elsewhere now, or gone
             header = objects.pack_header(objects.RAW, where.length)
-            return VerifyingReader(io.BytesIO(header + content), digest)
+            return VerifyingReader(io.BytesIO(header + content), digest, packed=True)
         try:
             stored = self.backend.open_read(layout.object_key(digest))
         except ObjectNotFound:
-            if not retry:
-                raise ObjectNotFound(digest) from None
-            # Another writer may have packed it since the indexes were read.
-            self.packs.refresh()
-            if digest not in self.packs:
-                return self._from_trash(digest)
-            return self.open_stored(digest, retry=False)
+            if retry:
+                # Packed or merged by another writer since the index files were listed.
+                self.packs.refresh()
+                return self.open_stored(digest, retry=False)
+            return self._from_trash(digest)
         return self._reader(stored, digest)
 
     def _reader(self, stored: BinaryIO, digest: str) -> VerifyingReader:
@@ -235,14 +208,8 @@ class Store:
         digest = parse_digest(digest)
         if digest in self.packs:
             return None
-        key = layout.object_key(digest)
-        encoding, size = objects.unpack_header(
-            self.backend.read_range(key, 0, objects.HEADER_SIZE), digest
-        )
-        if encoding != objects.CHUNKED:
-            return None
-        body = self.backend.read_bytes(key)[objects.HEADER_SIZE :]
-        return objects.decode_chunk_list(body, size, digest)
+        with self.open_stored(digest) as reader:
+            return reader.chunks
 
     def get_bytes(self, digest: str) -> bytes:
         """The whole content, verified. For large objects use :meth:`open` or :meth:`get_file`."""
@@ -281,29 +248,44 @@ class Store:
             while n := reader.readinto(buffer):
                 if progress is not None:
                     progress(n)
-        try:
-            return self.stat(digest)
-        except ObjectNotFound:  # read from gc's trash
-            return ObjectInfo(digest, reader.size, reader.size, reader.encoding)
+        return ObjectInfo(digest, reader.size, reader.stored_size, reader.encoding)
+
+    # Visibility. An object gc moved to its trash is in the store until gc deletes it
+    # or restores it: has, stat, prefixes and every read find it. Writers alone never
+    # rely on a trashed copy (or on an index entry whose pack gc removed): they store
+    # the object again, which is what keeps gc's grace argument sound.
 
     def has(self, digest: str) -> bool:
+        """Whether the object can be read: packed, loose, or in gc's trash."""
+        return not self.missing([digest])
+
+    def stored(self, digest: str) -> bool:
+        """Whether the object is stored live (a writer need not store it again)."""
         digest = parse_digest(digest)
-        return digest in self.packs or self.backend.exists(layout.object_key(digest))
+        return self.packs.present(digest) is not None or self.backend.exists(
+            layout.object_key(digest)
+        )
 
-    def missing(self, digests: Iterable[str]) -> list[str]:
-        """The digests not in the store, in order; checked in one batch.
+    def missing(self, digests: Iterable[str], *, live: bool = False) -> list[str]:
+        """The digests the store cannot read, in order; checked in one batch.
 
-        Packed objects cost nothing to check. On S3 the rest are one HEAD each,
-        concurrent, or one listing when that takes fewer requests.
+        With ``live``, an object only in gc's trash, or indexed in a pack gc has
+        removed, counts as missing too: what a writer must store again. Packed
+        objects cost no request; the rest one HEAD each, concurrently on S3.
         """
-        wanted = [d for d in (parse_digest(d) for d in digests) if d not in self.packs]
-        if not wanted:
+        wanted = [parse_digest(d) for d in digests]
+        if live:
+            absent = [d for d in wanted if self.packs.present(d) is None]
+        else:
+            absent = [d for d in wanted if d not in self.packs]
+        if not absent:
             return []
-        if not self.backend.requests_are_cheap and len(wanted) > LIST_INSTEAD_OF_HEAD:
-            loose = self.loose_digests()
-            return [d for d in wanted if d not in loose]
-        present = self.backend.exists_many([layout.object_key(d) for d in wanted])
-        return [d for d, here in zip(wanted, present, strict=True) if not here]
+        here = self.backend.exists_many([layout.object_key(d) for d in absent])
+        absent = [d for d, found in zip(absent, here, strict=True) if not found]
+        if not live and absent:
+            in_trash = trashed(self.backend, absent)
+            absent = [d for d in absent if d not in in_trash]
+        return absent
 
     def loose_digests(self) -> set[str]:
         """Every object stored on its own (not in a pack): one listing."""
@@ -321,16 +303,22 @@ class Store:
             # Packed objects are compressed by the block: their stored size is a share.
             return ObjectInfo(digest, where.length, where.length, "packed")
         key = layout.object_key(digest)
-        header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
+        try:
+            header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
+        except ObjectNotFound:
+            key = trashed(self.backend, [digest]).get(digest) or key
+            header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
         encoding, size = objects.unpack_header(header, digest)
         return ObjectInfo(digest, size, self.backend.size(key), objects.ENCODINGS[encoding])
 
     def iter_digests(self) -> Iterator[str]:
-        """Every object's digest (loose or packed), in no particular order."""
-        loose = self.loose_digests()
-        yield from loose
+        """Every object's digest (loose, packed, or in gc's trash), each once."""
         self.packs.refresh()
-        yield from (d for d in self.packs.digests() if d not in loose)
+        seen = self.loose_digests() | self.packs.digests()
+        seen.update(
+            d for key in self.backend.list(layout.TRASH) if (d := layout.trashed_digest(key))
+        )
+        yield from seen
 
     def delete(self, digest: str) -> None:
         """Remove the object. Anything still referencing it will fail to resolve."""

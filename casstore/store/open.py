@@ -67,8 +67,7 @@ def open_store(
     store, embedded = _build(url, config, read_only)
     if embedded and not store.read_only:
         initialize(store.backend)
-    else:
-        check_marker(store.backend)
+    store.format_version = check_marker(store.backend)
     if cache:
         _attach_cache(store)
     return store
@@ -80,4 +79,6 @@ def init_store(url: str | None = None, *, config: Config | None = None) -> tuple
     Returns the store and whether it was created.
     """
     store, _embedded = _build(url, config)
-    return store, initialize(store.backend)
+    created = initialize(store.backend)
+    store.format_version = check_marker(store.backend)
+    return store, created

@@ -1,4 +1,5 @@
-"""Packs: many small objects in one file, as restic and kopia do.
+"""Packs: many small objects in one file, as restic and kopia do. Writing them, and
+reading an object back a block at a time; finding them is :mod:`casstore.store.indexes`.
 
 Storing thousands of small files one object each costs a sync (locally) or a
 request (on S3) per file. Batched writes put small objects in a pack instead.
@@ -24,7 +25,7 @@ from typing import IO
 from blake3 import blake3
 
 from casstore.backends.base import Backend
-from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.errors import IntegrityError
 from casstore.format import layout
 from casstore.format.digest import PREFIX
 from casstore.format.objects import one_shot_compressor
@@ -33,82 +34,22 @@ from casstore.format.packindex import (
     MAX_PACKED_SIZE,
     Location,
     Row,
-    decode_index,
     encode_index,
 )
+from casstore.store.indexes import IndexSet
 
 #: A pack is closed once it holds this many compressed bytes.
 TARGET_PACK_SIZE = 64 << 20
 
 
-class PackIndex:
-    """Where every packed object is: all the store's indexes, loaded once, refreshed on a miss."""
+class BlockReader:
+    """Reads packed objects a block at a time; the last few blocks stay decoded, as a
+    checkout or a verify reads neighbours in turn."""
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._where: dict[str, Location] = {}
-        self._loaded: set[str] = set()
         self._lock = threading.Lock()
-        self._ever_loaded = False
         self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-
-    def refresh(self) -> None:
-        """Read the indexes written since the last look (by this or another writer), and
-        forget those removed since (gc rewrote their packs)."""
-        with self._lock:
-            self._ever_loaded = True
-            current = {}
-            for key in self._backend.list(layout.INDEX):
-                pack = layout.pack_of_index_key(key)
-                if pack is not None:
-                    current[pack] = key
-            if self._loaded - current.keys():
-                self._where.clear()
-                self._loaded.clear()
-                self._blocks.clear()
-            for pack, key in current.items():
-                if pack in self._loaded:
-                    continue
-                try:
-                    data = self._backend.read_bytes(key)
-                except ObjectNotFound:
-                    continue  # removed since the listing
-                self._add(pack, decode_index(data, key))
-
-    def _add(self, pack: str, rows: list[Row]) -> None:
-        for digest, *where in rows:
-            self._where.setdefault(digest, Location(pack, *where))
-        self._loaded.add(pack)
-
-    def _ensure(self) -> None:
-        if not self._ever_loaded:
-            self.refresh()
-
-    def get(self, digest: str) -> Location | None:
-        self._ensure()
-        return self._where.get(digest)
-
-    def __contains__(self, digest: str) -> bool:
-        return self.get(digest) is not None
-
-    def digests(self) -> list[str]:
-        self._ensure()
-        return list(self._where)
-
-    def by_block(self, digests: list[str]) -> list[list[str]]:
-        """``digests`` grouped so that packed objects sharing a block are together (each
-        loose one alone): one reader per group decodes each block once."""
-        self._ensure()
-        groups: dict[object, list[str]] = {}
-        for digest in digests:
-            where = self._where.get(digest)
-            key = (where.pack, where.block_offset) if where is not None else digest
-            groups.setdefault(key, []).append(digest)
-        return list(groups.values())
-
-    def add(self, pack: str, rows: list[Row]) -> None:
-        with self._lock:
-            self._add(pack, rows)
 
     def read(self, digest: str, where: Location) -> bytes:
         """The (unverified) content of a packed object; the caller verifies it."""
@@ -147,7 +88,7 @@ class PackWriter:
     """Gathers small objects into blocks, compresses blocks on every core, writes
     them in order to a pack, and publishes the pack, then its index."""
 
-    def __init__(self, backend: Backend, index: PackIndex, level: int) -> None:
+    def __init__(self, backend: Backend, index: IndexSet, level: int) -> None:
         self._backend = backend
         self._index = index
         self._level = level

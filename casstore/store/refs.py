@@ -55,14 +55,11 @@ def resolve(store: Store, spec: str) -> str:
     if len(hexpart) == HEX_LENGTH:
         return PREFIX + hexpart
     backend = store.backend
-    loose = (layout.digest_of_key(k) for k in backend.list(layout.prefix_dir(hexpart)))
-    matches = sorted(
-        {
-            digest
-            for digest in (*loose, *store.packs.digests())
-            if digest and digest[len(PREFIX) :].startswith(hexpart)
-        }
-    )
+    # Loose, packed, and in gc's trash: what every read finds, a prefix finds.
+    found = {layout.digest_of_key(k) for k in backend.list(layout.prefix_dir(hexpart))}
+    found |= store.packs.with_prefix(hexpart)
+    found |= {layout.trashed_digest(k) for k in backend.list(layout.TRASH)}
+    matches = sorted(d for d in found if d and d[len(PREFIX) :].startswith(hexpart))
     if not matches:
         raise ObjectNotFound(spec, f"no object matches prefix {hexpart}")
     if len(matches) > 1:

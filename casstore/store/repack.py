@@ -1,7 +1,7 @@
-"""Rewriting a pack: its objects read and verified, the ones to keep written to a new
-pack, and the old pack removed. The one repack, used by gc (dropping unreachable
-objects) and fsck (setting a damaged pack aside), as restic's ``repack`` serves
-prune, copy and repair."""
+"""Rewriting packs: their objects read and verified, the ones to keep written to a new
+pack, the old packs' index entries dropped, and the old packs removed. The one
+repack, used by gc (dropping unreachable objects) and fsck (setting damaged packs
+aside), as restic's ``repack`` serves prune, copy and repair."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from casstore.errors import CasError, ObjectNotFound
 from casstore.format import layout
 from casstore.format.digest import hash_bytes
+from casstore.store.compact import drop_packs
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -30,13 +31,14 @@ def read_pack(store: Store, pack: str, members: list[str]) -> PackContents:
     """Read and verify every member of ``pack``; nothing is changed."""
     result = PackContents(pack)
     for digest in members:
-        where = store.packs.get(digest)
         content = b""
-        if where is not None and where.pack == pack:
-            try:
-                content = store.packs.read(digest, where)
-            except CasError:
-                content = b""
+        for where in store.packs.candidates(digest):
+            if where.pack == pack:
+                try:
+                    content = store.blocks.read(digest, where)
+                except CasError:
+                    content = b""
+                break
         if hash_bytes(content) == digest:
             result.contents[digest] = content
         else:
@@ -44,36 +46,40 @@ def read_pack(store: Store, pack: str, members: list[str]) -> PackContents:
     return result
 
 
-def rewrite_pack(
+def rewrite_packs(
     store: Store,
-    read: PackContents,
+    reads: list[PackContents],
     keep: Callable[[str], bool],
     *,
     quarantine: bool = False,
-) -> str | None:
+) -> list[str]:
     """Write the verified objects ``keep`` accepts to a new pack, then remove the old
-    pack: deleted, or moved to ``quarantine/`` byte for byte. Returns the quarantine
-    key when it was moved.
+    packs: deleted, or moved to ``quarantine/`` byte for byte. Returns the keys moved
+    to the quarantine.
 
-    The new pack and its index are published first, then the old index is deleted
-    (the pack is then invisible, never half-visible), then the pack itself.
+    The new pack and its index are published first, then the old packs' entries
+    leave every index (they are then invisible, never half-visible), then the
+    packs themselves go.
     """
     with store.batch() as writer:
-        for digest, content in read.contents.items():
-            if keep(digest):
-                writer.put_bytes(content, known_absent=True)
-    if read.pack in writer.published_packs:
-        # The kept objects make the very same bytes (only empty objects were dropped):
-        # the pack is its own rewrite, and must stay.
-        return None
+        for read in reads:
+            for digest, content in read.contents.items():
+                if keep(digest):
+                    writer.put_bytes(content, known_absent=True)
+    # A pack whose kept objects make its very bytes again (only empty objects were
+    # dropped) is its own rewrite, and stays.
+    gone = [read.pack for read in reads if read.pack not in writer.published_packs]
+    drop_packs(store, gone)
     backend = store.backend
-    backend.delete_many([layout.index_key(read.pack)])
-    key = layout.pack_key(read.pack)
+    keys = [layout.pack_key(pack) for pack in gone]
     if not quarantine:
-        backend.delete_many([key])
-        return None
-    try:
-        backend.move(key, layout.quarantine_key(key))
-    except ObjectNotFound:
-        return None
-    return layout.quarantine_key(key)
+        backend.delete_many(keys)
+        return []
+    moved = []
+    for key in keys:
+        try:
+            backend.move(key, layout.quarantine_key(key))
+        except ObjectNotFound:
+            continue
+        moved.append(layout.quarantine_key(key))
+    return moved

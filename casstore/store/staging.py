@@ -1,12 +1,17 @@
-"""The temp files objects are encoded into before they are published. Their write
-errors (a full disk) are the store's, never to be mistaken for errors reading the
-source."""
+"""Objects encoded into a temp file, then published. The temp file's write errors (a
+full disk) are the store's, never to be mistaken for errors reading the source."""
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import os
+from collections.abc import Callable
+from typing import BinaryIO, cast
 
+from casstore.backends.base import Backend
 from casstore.errors import BackendError, IntegrityError
+from casstore.fileio import temp_file
+from casstore.format import layout, objects
+from casstore.format.objects import Encoded, Progress, Readable
 
 
 class Staging:
@@ -42,3 +47,47 @@ def check_expected(digest: str, expected: str | None) -> None:
     """IntegrityError when content expected to be ``expected`` hashed to ``digest``."""
     if expected is not None and digest != expected:
         raise IntegrityError(f"content expected to be {expected} hashes to {digest}")
+
+
+def _synced(f: BinaryIO) -> None:
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as exc:
+        raise staging_error(exc) from exc
+
+
+def publish_bytes(backend: Backend, digest: str, data: bytes, level: int) -> tuple[int, str]:
+    """Encode and publish in-memory content; returns (stored size, encoding)."""
+    payload, encoding = objects.encode_bytes(data, level)
+    with temp_file(backend.staging_dir()) as (f, tmp):
+        try:
+            f.write(objects.pack_header(encoding, len(data)))
+            f.write(payload)
+        except OSError as exc:
+            raise staging_error(exc) from exc
+        _synced(f)
+        backend.publish(tmp, layout.object_key(digest))
+    return objects.HEADER_SIZE + len(payload), objects.ENCODINGS[encoding]
+
+
+def publish_stream(
+    backend: Backend,
+    stream: Readable,
+    *,
+    level: int,
+    threads: int,
+    progress: Progress | None,
+    expected: str | None,
+    wanted: Callable[[str], bool],
+) -> Encoded:
+    """Encode a stream (hashing as it goes), then publish it if ``wanted(digest)``."""
+    with temp_file(backend.staging_dir()) as (f, tmp):
+        encoded = objects.write_object(
+            stream, cast(BinaryIO, Staging(f)), level=level, threads=threads, progress=progress
+        )
+        _synced(f)
+        check_expected(encoded.digest, expected)
+        if wanted(encoded.digest):
+            backend.publish(tmp, layout.object_key(encoded.digest))
+    return encoded
