@@ -70,6 +70,11 @@ class BundleError(IntegrityError):
     """A bundle file is damaged, or holds a member that is not what it claims."""
 
 
+class RefExists(CasError, FileExistsError):
+    """A ref already names another object (move it with ``force``), or its name clashes
+    with a namespace."""
+
+
 class ReadOnlyStore(CasError, PermissionError):
     """A write to a store opened read-only (``--read-only``, ``[store] read_only``)."""
 

@@ -73,6 +73,8 @@ def record_grading(
     )
     data = casstore.encode_record(record)
     ref = sink.put_bytes("grading record", data)
+    if ref is not None:
+        sink.claim_ref("gradings", run_manifest.trajectory_id or "grading", ref.digest)
     grades_path = Path(grades)
     try:
         write_sidecar(grades_path.with_name(grades_path.stem + GRADING_SUFFIX), data)

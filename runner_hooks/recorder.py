@@ -76,6 +76,8 @@ class RunRecorder:
         self._snapshots: dict[str, Ref] = {}
         self._artifacts: dict[str, Ref] = {}
         self.digest: str | None = None
+        #: The ref that keeps the run (``runs/<trajectory id>``), once finished.
+        self.ref: str | None = None
         self.manifest: RunManifest | None = None
 
         config = self._sink.load("agent config", agent_config)
@@ -172,6 +174,10 @@ class RunRecorder:
         data = casstore.encode_record(manifest)
         ref = self._sink.put_bytes("run manifest", data)
         digest = ref.digest if ref is not None else casstore.hash_bytes(data)
+        if ref is not None:
+            # The run is a root: gc keeps it, and everything it references, until the
+            # ref is deleted.
+            self.ref = self._sink.claim_ref("runs", manifest.trajectory_id or "run", digest)
         try:
             write_sidecar(sidecar_path(trajectory_path), data)
         except OSError as exc:

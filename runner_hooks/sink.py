@@ -100,6 +100,17 @@ class Sink:
             lambda: Ref(casstore.hash_bytes(data), len(data)),
         )
 
+    def claim_ref(self, kind: str, name: str, digest: str) -> str | None:
+        """A ref for what was recorded (``runs/<id>``, ``gradings/<id>``), so gc keeps it;
+        a taken name gets a suffix, never overwritten. None while the store is away."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.claim_ref(kind, name, digest)
+        except (CasError, OSError) as exc:
+            self.skip(f"ref {kind}/{name}", exc)
+            return None
+
     def load(self, what: str, value: Any) -> Any:
         """``value`` as a JSON value (see :func:`load_json`); None, with a warning (or
         raised when strict), when it cannot be read."""

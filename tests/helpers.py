@@ -4,7 +4,6 @@ recorded runs from the example runner, and damage done to stored objects."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -83,11 +82,12 @@ def run_example(
 
 
 def record_referencing(store: Store, *digests: str) -> str:
-    """Store a record naming ``digests`` as references (a run manifest's shape, the way
-    closures, gc and fsck read it) and return its digest."""
-    refs = {f"r{i}": {"digest": d, "size": 0} for i, d in enumerate(digests)}
-    record = {"casstore": "run-manifest", "schema_version": "1.0", **refs}
-    return store.put_bytes(json.dumps(record, separators=(",", ":")).encode()).digest
+    """Store a run manifest whose artifacts are ``digests`` (so each is a role that
+    ``cas verify`` checks) and return its digest."""
+    from casstore.format.manifest import Ref, RunManifest, encode
+
+    artifacts = {f"r{i}": Ref(d, 0) for i, d in enumerate(digests)}
+    return store.put_bytes(encode(RunManifest(artifacts=artifacts))).digest
 
 
 def new_store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -141,3 +141,72 @@ def flip_stored_byte(store: Store, digest: str) -> None:
         stored = bytearray(store.backend.read_bytes(key))
         stored[where.block_offset + where.block_length // 2] ^= 0x01
     store.backend.write_bytes(key, bytes(stored))
+
+
+# Runs one cas command in-process and reports its own peak RSS on stderr. VmHWM, not
+# ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.
+MEASURE = """
+import re, sys
+from casstore.cli.main import run
+code = run(sys.argv[1:])
+status = open("/proc/self/status").read()
+kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+sys.stderr.write(f"\\nmaxrss_kib={kib}\\n")
+sys.exit(code)
+"""
+
+
+def run_measured(args: list[str], **kwargs: object) -> tuple[int, int]:
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args], stderr=subprocess.PIPE, text=True, **kwargs
+    )  # type: ignore[call-overload]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("maxrss_kib=")]
+    assert lines, proc.stderr
+    return proc.returncode, int(lines[-1].split("=")[1])
+
+
+def build_large_index(store: Store, count: int, content: bytes) -> str:
+    """Give ``store`` a merged index naming ``count`` packed objects, written directly
+    (their content is never stored): every entry is synthetic but one, ``content``,
+    really packed. Returns that object's digest."""
+    import struct
+
+    import zstandard
+    from blake3 import blake3
+
+    from casstore.format import packindex as fmt
+
+    frame = zstandard.ZstdCompressor().compress(content)
+    pack = blake3(frame).digest()
+    store.backend.write_bytes(layout.pack_key("blake3:" + pack.hex()), frame)
+    real = blake3(content).digest()
+    tail = struct.pack("<IQIII", 0, 0, len(frame), 0, len(content))
+    step = (1 << 64) // count
+    bits = fmt.fanout_bits(count + 1)
+    buckets = [0] * (1 << bits)
+    (store.backend.root / layout.INDEX).mkdir(exist_ok=True)  # type: ignore[attr-defined]
+    path = store.backend.staging_dir() / "synthetic-index"
+    hasher = blake3()
+    with open(path, "wb") as out:
+        shape = fmt.MergedLayout(bits, count + 1, 1)
+        fanout_at = shape.fanout
+        out.write(fmt.merged_header(shape) + pack + bytes(4 << bits))
+        pending = [real + tail]
+        for i in range(count):
+            synthetic = (i * step + 1).to_bytes(8, "big") + bytes(24)
+            if pending and real < synthetic:
+                out.write(pending.pop())
+                buckets[fmt.bucket_of(real, bits)] += 1
+            out.write(synthetic + tail)
+            buckets[(i * step + 1) >> (64 - bits)] += 1
+        for entry in pending:
+            out.write(entry)
+            buckets[fmt.bucket_of(real, bits)] += 1
+        out.seek(fanout_at)
+        out.write(fmt.fanout_table(buckets))
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 24):
+            hasher.update(piece)
+    key = layout.merged_index_key(count + 1, "blake3:" + hasher.hexdigest())
+    os.replace(path, store.backend.root / key)  # type: ignore[attr-defined]
+    return "blake3:" + real.hex()

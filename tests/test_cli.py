@@ -117,7 +117,7 @@ def test_tags(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["get", "blake3:" + "z" * 64], 2, "invalid digest"),
         (["get", "0123456789abcdef"], 3, "no object matches"),
         (["get", hash_bytes(b"nope")], 3, "not found"),
-        (["cat", "no-such-tag"], 3, "no tag named"),
+        (["cat", "no-such-tag"], 3, "no ref named no-such-tag"),
         (["put", "missing-file"], 1, "missing-file"),
         (["frobnicate"], 2, "invalid choice"),
         (["tag"], 2, "required"),

@@ -11,37 +11,17 @@ from pathlib import Path
 from blake3 import blake3
 
 from casstore.store.open import init_store
+from tests.helpers import MEASURE, run_measured
 
 SIZE = 10 << 30
 BLOCK = 1 << 20
 RSS_LIMIT_KIB = 256 << 10
-
-# Runs one cas command in-process and reports its own peak RSS on stderr. VmHWM, not
-# ru_maxrss: Linux carries ru_maxrss over from the forking parent (pytest) across exec.
-MEASURE = """
-import re, sys
-from casstore.cli.main import run
-code = run(sys.argv[1:])
-status = open("/proc/self/status").read()
-kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
-sys.stderr.write(f"\\nmaxrss_kib={kib}\\n")
-sys.exit(code)
-"""
 
 
 def blocks() -> tuple[bytes, int]:
     """A seeded base block (each copy is varied by a counter) and how many to send."""
     rng = random.Random(10)
     return bytes(rng.choices(b"abcdefghijklmnop", k=BLOCK)), SIZE // BLOCK
-
-
-def run_measured(args: list[str], **kwargs: object) -> tuple[int, int]:
-    proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, *args], stderr=subprocess.PIPE, text=True, **kwargs
-    )  # type: ignore[call-overload]
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("maxrss_kib=")]
-    assert lines, proc.stderr
-    return proc.returncode, int(lines[-1].split("=")[1])
 
 
 def test_ten_gib_put_and_get_in_bounded_memory(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from casstore.store import compact
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
 from casstore.trees.ingest import tree_digest
-from tests.helpers import BUCKET
+from tests.helpers import BUCKET, build_large_index, run_measured
 from tests.s3_proxy import CountingProxy, counting_proxy
 from tests.s3_server import S3Server
 
@@ -132,3 +132,17 @@ def test_compaction_keeps_index_files_few_and_loses_nothing(
         tree = tree_digest(tmp_path / f"run{i}").digest
         assert fresh.has(tree)
     assert [k for k in fresh.backend.list(layout.INDEX) if "/m-" in k]
+
+
+def test_one_object_among_millions_is_read_in_little_memory(tmp_path: Path) -> None:
+    # Memory follows what is read, not how many objects the indexes name: the index is
+    # searched where it lies (mapped), never loaded into a table.
+    peaks = {}
+    for count in (10_000, 2_000_000):
+        store, _ = init_store(str(tmp_path / f"s{count}"))
+        digest = build_large_index(store, count, b"the one object that is really stored")
+        code, peaks[count] = run_measured(["--store", store.url, "cat", digest])
+        assert code == 0
+    assert peaks[2_000_000] < 200 << 10, peaks
+    # 200 times the entries (an index of 112 MB): the peak grows by less than 20 MiB.
+    assert peaks[2_000_000] - peaks[10_000] < 20 << 10, peaks

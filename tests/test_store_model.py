@@ -8,11 +8,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from casstore.errors import ObjectNotFound
+from casstore.errors import ObjectNotFound, RefExists
 from casstore.format.digest import hash_bytes
 from casstore.maintenance.fsck import fsck
 from casstore.maintenance.gc import collect
@@ -92,6 +93,10 @@ class StoreModel(RuleBasedStateMachine):
         # taken it since it was stored).
         for reached in self._closure(digest):
             self.store.put_bytes(self.content[reached])
+        if self.tags.get(name, digest) != digest:
+            with pytest.raises(RefExists):  # a tag never moves silently
+                self.store.tag(name, digest)
+            return
         self.store.tag(name, digest)
         self.tags[name] = digest
 

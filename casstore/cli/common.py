@@ -29,9 +29,21 @@ class Adder(Protocol):
 
 def open_from_args(args: argparse.Namespace) -> Store:
     """The store the global flags (``--store``, ``--no-cache``, ``--read-only``) name."""
+    import sys
+
+    from casstore.format.layout import FORMAT_VERSION
     from casstore.store.open import open_store
 
-    return open_store(args.store, cache=not args.no_cache, read_only=args.read_only)
+    store = open_store(args.store, cache=not args.no_cache, read_only=args.read_only)
+    if store.format_version < FORMAT_VERSION and args.command != "upgrade":
+        print(
+            f"cas: note: {store.url} is store format {store.format_version}; "
+            f"`cas upgrade` converts it to format {FORMAT_VERSION} in place (lookups then "
+            "cost a few requests however many runs it holds; older casstore versions "
+            "will no longer read it)",
+            file=sys.stderr,
+        )
+    return store
 
 
 def progress(label: str, total: int | None, unit: str = "bytes") -> ProgressBar:

@@ -22,9 +22,15 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from casstore.cli.progress import human_bytes
     from casstore.maintenance.gc import collect
 
+    store = open_from_args(args)
+    if args.break_lease:
+        from casstore.maintenance.lease import break_lease
+
+        print(f"removed {break_lease(store)} gc lease(s) of {store.url}")
+        return EXIT_OK
     grace = _duration(args.grace)
     result = collect(
-        open_from_args(args),
+        store,
         grace=grace,
         dry_run=args.dry_run,
         log=lambda message: print(f"cas: warning: {message}", file=sys.stderr),
@@ -33,6 +39,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print_json(result.as_json())
         return EXIT_OK
     would = "would be " if args.dry_run else ""
+    for item in result.items:
+        age = _age(item.age) if item.action != "restore" else "-"
+        print(f"{item.action:8} {item.digest}  {item.kind:15} {human_bytes(item.size):>10}  {age}")
     print(f"{result.roots} roots; {result.reachable} objects reachable")
     print(
         f"{would}moved to the trash: {result.trashed} objects "
@@ -40,12 +49,19 @@ def cmd_gc(args: argparse.Namespace) -> int:
     )
     print(
         f"{would}deleted from the trash: {result.deleted} objects, "
-        f"{human_bytes(result.deleted_bytes)} freed"
+        f"{human_bytes(result.deleted_bytes)} {'to be ' if args.dry_run else ''}freed"
     )
     print(f"{would}restored from the trash (reachable again): {result.restored}")
     print(f"{would}rewritten packs: {result.packs_rewritten}")
     print(f"kept, unreachable but younger than {args.grace}: {result.young}")
     return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} old"
+    return f"{seconds:.0f}s old"
 
 
 def _duration(text: str) -> float:
@@ -96,6 +112,27 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from casstore.format.layout import FORMAT_VERSION
+    from casstore.store.upgrade import upgrade
+
+    store = open_from_args(args)
+    before = len(store.packs.listed())
+    was = upgrade(store)
+    after = len(store.packs.listed())
+    if args.json:
+        print_json(
+            {"store": store.url, "from": was, "to": FORMAT_VERSION, "index_files": [before, after]}
+        )
+        return EXIT_OK
+    if was < FORMAT_VERSION:
+        print(f"upgraded {store.url} from store format {was} to {FORMAT_VERSION}")
+    else:
+        print(f"{store.url} is store format {FORMAT_VERSION} already")
+    print(f"index files: {before} -> {after}")
+    return EXIT_OK
+
+
 def register(add: Adder) -> None:
     p = add(
         "gc",
@@ -111,8 +148,18 @@ def register(add: Adder) -> None:
         "before it goes: 90s, 30m, 24h (default), 7d. Longer than any writer takes "
         "between storing objects and tagging them",
     )
-    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: list each object that would be trashed, deleted or restored, "
+        "with its kind, size and age",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument(
+        "--break-lease",
+        action="store_true",
+        help="remove the lease of a gc that died (only one gc runs at a time)",
+    )
 
     p = add(
         "fsck",
@@ -124,4 +171,12 @@ def register(add: Adder) -> None:
         "--sample", type=float, default=100.0, metavar="PERCENT", help="check a random sample"
     )
     p.add_argument("-j", "--jobs", type=int, default=8, help="objects checked at once (8)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = add(
+        "upgrade",
+        cmd_upgrade,
+        "convert the store to the current format in place, and merge its index files "
+        "(idempotent; safe to rerun after an interruption)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from casstore.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     Adder,
     open_from_args,
@@ -130,8 +131,21 @@ def _other_store(args: argparse.Namespace, spec: str) -> Store:
 def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> int:
     from casstore.cli.progress import human_bytes
     from casstore.graph.transfer import transfer
+    from casstore.store.refs import resolve_ref
 
-    roots = [src.resolve(spec) for spec in args.digests]
+    if not args.digests and not args.refs:
+        raise UsageError(f"cas {verb} needs DIGEST or REF arguments, or --refs PATTERN")
+    roots, refs = [], {}
+    for spec in args.digests:
+        digest, ref = resolve_ref(src, spec)
+        roots.append(digest)
+        if ref is not None:
+            refs[ref] = digest  # a ref named travels with its closure
+    for pattern in args.refs:
+        found = src.refs(pattern)
+        if not found:
+            raise UsageError(f"no ref matches {pattern!r} in {src.url}")
+        refs.update(found)
     with progress(verb, None, unit="objects") as bar:
         result = transfer(
             src,
@@ -140,26 +154,40 @@ def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> in
             concurrency=args.jobs,
             on_object=lambda _size: bar(1),
             on_plan=plan_setter(bar),
+            refs=refs,
+            force_refs=args.force,
         )
+    code = EXIT_ERROR if result.conflicts else EXIT_OK
     if args.json:
         print_json(
             {
-                "roots": roots,
+                "roots": result.roots,
                 "from": src.url,
                 "to": dst.url,
                 "copied": result.copied,
                 "bytes": result.copied_bytes,
                 "present": result.present,
+                "refs": result.refs,
+                "conflicts": result.conflicts,
             }
         )
-    elif result.copied == 0:
-        print(f"{verb}ed nothing: all {result.present} objects already present")
+        return code
+    if result.copied == 0:
+        print(f"{verb}ed nothing new: all {result.present} objects already present")
     else:
         print(
             f"{verb}ed {result.copied} objects ({human_bytes(result.copied_bytes)}), "
             f"{result.present} already present"
         )
-    return EXIT_OK
+    for ref, digest in result.refs.items():
+        print(f"{digest}  {ref}")
+    for ref, other in result.conflicts.items():
+        print(
+            f"cas: {ref} names {other} at the destination: left alone "
+            f"(--force moves it to {refs[ref]})",
+            file=sys.stderr,
+        )
+    return code
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -199,14 +227,30 @@ def register(add: Adder) -> None:
     p.add_argument("bundle", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
-    p = add("push", cmd_push, "copy objects and all they reference to another store")
-    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p = add(
+        "push",
+        cmd_push,
+        "copy objects and all they reference to another store; refs named go along",
+    )
+    p.add_argument("digests", nargs="*", metavar="DIGEST|REF")
+    p.add_argument(
+        "--refs", action="append", default=[], metavar="PATTERN", help="push refs: runs/*"
+    )
+    p.add_argument("--force", action="store_true", help="move refs that name other objects there")
     p.add_argument("--to", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
 
-    p = add("pull", cmd_pull, "copy objects and all they reference from another store")
-    p.add_argument("digests", nargs="+", metavar="DIGEST")
+    p = add(
+        "pull",
+        cmd_pull,
+        "copy objects and all they reference from another store; refs named come along",
+    )
+    p.add_argument("digests", nargs="*", metavar="DIGEST|REF")
+    p.add_argument(
+        "--refs", action="append", default=[], metavar="PATTERN", help="pull refs: runs/*"
+    )
+    p.add_argument("--force", action="store_true", help="move refs that name other objects here")
     p.add_argument(
         "--from", dest="source", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL"
     )

@@ -19,6 +19,8 @@ TMP = "tmp"
 #: Where gc moves unreachable objects, ``trash/<batch>/<object key>``, until they
 #: have stayed unreachable for the grace period.
 TRASH = "trash"
+#: Leases (``locks/gc.<n>``): one gc at a time.
+LOCKS = "locks"
 #: Where fsck moves corrupt objects and packs, ``quarantine/<key>``, for inspection.
 QUARANTINE = "quarantine"
 #: 2: merged indexes (``index/m-...``) and sealed trash batches; see docs/FORMAT.md.
@@ -61,6 +63,11 @@ def digest_of_key(key: str) -> str | None:
 
 def tag_key(name: str) -> str:
     return f"{TAGS}/{name}"
+
+
+def ref_key(ref: str) -> str:
+    """``refs/<kind>/<name>``: a ref such as ``tags/baseline`` or ``runs/t1``."""
+    return f"{REFS}/{ref}"
 
 
 def pack_key(pack_digest: str) -> str:
@@ -138,6 +145,10 @@ def trashed_digest(key: str) -> str | None:
     if len(parts) != 3 or parts[0] != TRASH or not parts[2].startswith(OBJECTS + "/"):
         return None
     return digest_of_key(parts[2])
+
+
+def lock_key(name: str) -> str:
+    return f"{LOCKS}/{name}"
 
 
 def quarantine_key(key: str) -> str:

@@ -8,14 +8,15 @@ interrupted transfer never leaves a record whose references are missing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from casstore.errors import IntegrityError
+from casstore.errors import IntegrityError, RefExists
 from casstore.format.packindex import MAX_PACKED_SIZE
 from casstore.graph.closure import walk
+from casstore.store.refs import set_ref, target
 
 if TYPE_CHECKING:
     from casstore.store.batch import Batch
@@ -32,6 +33,10 @@ class TransferResult:
     copied_bytes: int = 0
     present: int = 0
     copied_digests: list[str] = field(default_factory=list)
+    #: Refs set (or already so) at the destination.
+    refs: dict[str, str] = field(default_factory=dict)
+    #: Refs left alone at the destination because they name another object there.
+    conflicts: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -63,12 +68,18 @@ def transfer(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_object: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
+    refs: Mapping[str, str] | None = None,
+    force_refs: bool = False,
 ) -> TransferResult:
-    """Copy the closure of ``roots`` from ``src`` to ``dst``.
+    """Copy the closure of ``roots`` (and of the digests ``refs`` name) from ``src`` to
+    ``dst``, then the ``refs`` themselves, so the copy is a root there too.
 
-    ``on_plan`` is told how many objects will be copied; ``on_object`` is
-    called with each copied object's size.
+    A ref that names another object at the destination is left alone and
+    reported, unless ``force_refs``. ``on_plan`` is told how many objects will
+    be copied; ``on_object`` is called with each copied object's size.
     """
+    refs = dict(refs or {})
+    roots = list(dict.fromkeys([*roots, *refs.values()]))
     closure = walk(src, roots)
     closure.require_complete(src.url)
     absent = set(dst.missing(closure.order, live=True))
@@ -100,4 +111,11 @@ def transfer(
         batch.flush()
         for digest in records:  # in closure order: references first, each on its own
             done(digest, copy_object(src, batch, digest, pack=False))
+    for ref, digest in refs.items():  # last: a ref never names an incomplete closure
+        try:
+            set_ref(dst, ref, digest, force=force_refs)
+        except RefExists:
+            result.conflicts[ref] = target(dst, ref)
+            continue
+        result.refs[ref] = digest
     return result

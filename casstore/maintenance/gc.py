@@ -44,6 +44,7 @@ from casstore.format import layout, objects
 from casstore.format.digest import parse_digest
 from casstore.graph.closure import walk
 from casstore.maintenance.kinds import kinds_of
+from casstore.maintenance.lease import Lease
 from casstore.store.compact import drop_packs
 from casstore.store.repack import PackContents, read_pack, rewrite_packs
 
@@ -143,9 +144,26 @@ def collect(
     dry_run: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> GcResult:
-    """Run one garbage collection (see the module's docstring)."""
-    if not dry_run:
-        store.require_writable()
+    """Run one garbage collection (see the module's docstring). Another gc running on the
+    store makes this one refuse (``LeaseHeld``); a dry run needs no lease."""
+    if dry_run:
+        return _collect(store, grace, dry_run, log, None)
+    store.require_writable()
+    lease = Lease(store)
+    lease.acquire()
+    try:
+        return _collect(store, grace, dry_run, log, lease)
+    finally:
+        lease.release()
+
+
+def _collect(
+    store: Store,
+    grace: float,
+    dry_run: bool,
+    log: Callable[[str], None] | None,
+    lease: Lease | None,
+) -> GcResult:
     result = GcResult(dry_run, grace)
     start = time.time()
     cutoff = start - grace
@@ -165,6 +183,8 @@ def collect(
         reachable.update(closure.missing)
     result.reachable = len(reachable)
     plan: list[tuple[str, str, int, float]] = []
+    if lease is not None:
+        lease.renew()
 
     # 3. Restore what is reachable but trashed.
     for digest in sorted(reachable & listing.trash.keys()):

@@ -368,19 +368,29 @@ class Store:
     # -- names (casstore.store.refs) ------------------------------------------
 
     def resolve(self, spec: str) -> str:
-        """The digest that ``spec`` names: a digest, a unique prefix (>= 8 hex) or a tag."""
+        """The digest ``spec`` names: a digest, a unique prefix (>= 8 hex) or a ref."""
         return refs.resolve(self, spec)
 
-    def tag(self, name: str, digest: str) -> None:
-        """Point tag ``name`` at ``digest`` (which must be in the store)."""
-        refs.tag(self, name, digest)
+    def tag(self, name: str, digest: str, *, force: bool = False) -> None:
+        """Point tag ``name`` at ``digest`` (which must be readable). A tag naming another
+        object is moved only with ``force``."""
+        refs.set_ref(self, refs.tag_ref(name), digest, force=force)
 
     def untag(self, name: str) -> None:
-        refs.untag(self, name)
+        refs.delete_ref(self, f"tags/{name}")
 
     def tag_target(self, name: str) -> str:
-        return refs.tag_target(self, name)
+        return refs.target(self, f"tags/{name}")
 
-    def tags(self) -> dict[str, str]:
-        """Every tag and the digest it names, sorted by name."""
-        return refs.tags(self)
+    def tags(self, pattern: str | None = None) -> dict[str, str]:
+        """Every tag and the digest it names, sorted by name (``pattern``: a glob)."""
+        found = refs.refs(self, pattern, kind="tags")
+        return {ref.partition("/")[2]: digest for ref, digest in found.items()}
+
+    def refs(self, pattern: str | None = None) -> dict[str, str]:
+        """Every ref (``tags/x``, ``runs/t1``, ``gradings/g1``) and its digest."""
+        return refs.refs(self, pattern)
+
+    def claim_ref(self, kind: str, name: str, digest: str) -> str:
+        """A new ref ``kind/name`` (``name-2``... when taken) for ``digest``; returns it."""
+        return refs.claim_ref(self, kind, name, digest)

@@ -1,17 +1,39 @@
-"""Named refs (tags): a name under ``refs/tags/`` holding one digest, and resolving
-what a user typed (a digest, a prefix, a tag) to a digest."""
+"""Refs: names under ``refs/`` holding one digest, and what a user types, resolved.
+
+A ref is ``<kind>/<name>``: ``tags/<name>`` (``cas tag``), ``runs/<trajectory id>``
+and ``gradings/<id>`` (created when a run or a grading is recorded). Names may
+have namespaces (``team-a/law/run7``). Refs are gc's roots, and they never move
+silently: moving one to another target takes ``force``; recording claims a new
+name (``t1``, then ``t1-2``...) instead of overwriting.
+
+What a user types resolves in this order (``docs/FORMAT.md`` section 2):
+
+1. ``blake3:<64 hex>`` or 64 hex characters: that digest;
+2. 8 to 63 hex characters: the one object whose digest starts with them (a
+   ref name is never 8 hex characters or more, so a prefix is never mistaken
+   for a name);
+3. ``tags/X``, ``runs/X``, ``gradings/X``: that ref;
+4. any other ``X``: ``tags/X``, else ``runs/X``, else ``gradings/X``.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import TYPE_CHECKING
 
-from casstore.errors import CasError, IntegrityError, InvalidDigest, InvalidRefName, ObjectNotFound
+from casstore.errors import (
+    IntegrityError,
+    InvalidDigest,
+    InvalidRefName,
+    ObjectNotFound,
+    RefExists,
+)
 from casstore.format import layout
 from casstore.format.digest import (
     HEX_LENGTH,
+    MIN_PREFIX_LENGTH,
     PREFIX,
-    is_hex,
     looks_like_digest,
     parse_digest,
     parse_prefix,
@@ -20,37 +42,98 @@ from casstore.format.digest import (
 if TYPE_CHECKING:
     from casstore.store.objects import Store
 
+KINDS = ("tags", "runs", "gradings")
 MAX_LENGTH = 200
-# No '/', so a name can never leave refs/tags/; no leading '.', so no '..' or hidden files.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+=-]*")
+# Each part: no leading '.', so no '..' or hidden files; '/' separates namespaces.
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+=-]*")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
-def validate_ref_name(name: str) -> str:
-    """Return ``name`` if it is a valid tag name, else raise :class:`InvalidRefName`."""
-    if not name or len(name) > MAX_LENGTH or not _NAME.fullmatch(name) or ".." in name:
+def validate_ref_name(name: str, what: str = "ref") -> str:
+    """Return ``name`` if it can name a ref (below its kind), else InvalidRefName."""
+    parts = name.split("/")
+    if (
+        not name
+        or len(name) > MAX_LENGTH
+        or ".." in name
+        or not all(_PART.fullmatch(part) for part in parts)
+    ):
         raise InvalidRefName(
-            f"invalid tag name {name!r}: use letters, digits and . _ @ + = -, "
-            f"starting with a letter, digit or _, no '..', at most {MAX_LENGTH} characters"
+            f"invalid {what} name {name!r}: use letters, digits and . _ @ + = -, parts separated "
+            f"by '/', each starting with a letter, digit or _, no '..', at most {MAX_LENGTH} "
+            "characters"
+        )
+    if _HEX.fullmatch(name) and len(name) >= MIN_PREFIX_LENGTH:
+        raise InvalidRefName(
+            f"invalid {what} name {name!r}: hex digits alone would read as a digest prefix; "
+            "add a letter or a dash (for example 'tag-" + name + "')"
         )
     return name
 
 
+def tag_ref(name: str) -> str:
+    """The ref of tag ``name``; a tag may not start with a kind (``runs/...``), which
+    would read as that kind's ref."""
+    if name.split("/")[0] in KINDS:
+        raise InvalidRefName(f"invalid tag name {name!r}: {name.split('/')[0]}/ is a kind of ref")
+    return f"tags/{validate_ref_name(name, 'tag')}"
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """(kind, name) of a full ref such as ``tags/baseline``; InvalidRefName otherwise."""
+    kind, _, name = ref.partition("/")
+    if kind not in KINDS:
+        raise InvalidRefName(
+            f"invalid ref {ref!r}: refs are {', '.join(k + '/NAME' for k in KINDS)}"
+        )
+    return kind, validate_ref_name(name)
+
+
+def _read(store: Store, ref: str) -> str:
+    try:
+        raw = store.backend.read_bytes(layout.ref_key(ref))
+    except ObjectNotFound:
+        raise ObjectNotFound(ref, f"no ref named {ref}") from None
+    try:
+        return parse_digest(raw.decode("ascii"))
+    except (UnicodeDecodeError, InvalidDigest):
+        raise IntegrityError(f"ref {ref} is corrupt: it holds no digest") from None
+
+
+def target(store: Store, ref: str) -> str:
+    """The digest a full ref (``tags/x``, ``runs/t1``...) names."""
+    split_ref(ref)
+    return _read(store, ref)
+
+
 def resolve(store: Store, spec: str) -> str:
-    """The digest that ``spec`` names: a digest, a unique prefix (>= 8 hex) or a tag."""
-    if not looks_like_digest(spec):
+    """The digest ``spec`` names (see the module's docstring for the order)."""
+    return resolve_ref(store, spec)[0]
+
+
+def resolve_ref(store: Store, spec: str) -> tuple[str, str | None]:
+    """The digest ``spec`` names, and the ref it was found through (None for a digest
+    or a prefix)."""
+    if looks_like_digest(spec):
+        return _prefix(store, spec), None
+    kind, _, rest = spec.partition("/")
+    candidates = [spec] if kind in KINDS and rest else [f"{k}/{spec}" for k in KINDS]
+    for ref in candidates:
         try:
-            validate_ref_name(spec)
-        except CasError:
-            raise InvalidDigest(
-                f"{spec!r} is neither a digest (blake3:<64 hex>), "
-                "a prefix of at least 8 hex characters, nor a tag name"
-            ) from None
-        try:
-            return tag_target(store, spec)
+            return target(store, ref), ref
         except ObjectNotFound:
-            if is_hex(spec):
-                parse_prefix(spec)  # a short hex string: say it is too short, not "no tag"
-            raise
+            continue
+        except InvalidRefName:
+            raise InvalidDigest(
+                f"{spec!r} is neither a digest (blake3:<64 hex>), a prefix of at least 8 hex "
+                "characters, nor a ref name"
+            ) from None
+    if _HEX.fullmatch(spec):
+        parse_prefix(spec)  # a short hex string: say it is too short, not "no ref"
+    raise ObjectNotFound(spec, f"no ref named {spec} (looked in {', '.join(candidates)})")
+
+
+def _prefix(store: Store, spec: str) -> str:
     hexpart = parse_prefix(spec)
     if len(hexpart) == HEX_LENGTH:
         return PREFIX + hexpart
@@ -67,41 +150,87 @@ def resolve(store: Store, spec: str) -> str:
     return matches[0]
 
 
-def tag(store: Store, name: str, digest: str) -> None:
-    """Point tag ``name`` at ``digest`` (which must be in the store)."""
-    from casstore.store.trash import trashed
+def _check_free(store: Store, ref: str) -> None:
+    """A ref can be a name or a namespace, not both (``a`` and ``a/b``), as in git."""
+    parts = ref.split("/")
+    for depth in range(2, len(parts)):
+        parent = "/".join(parts[:depth])
+        if store.backend.exists(layout.ref_key(parent)):
+            raise RefExists(f"cannot create {ref}: {parent} is a ref, not a namespace")
+    if next(iter(store.backend.list(layout.ref_key(ref))), None) is not None:
+        raise RefExists(f"cannot create {ref}: it is a namespace holding other refs")
 
-    validate_ref_name(name)
+
+def set_ref(store: Store, ref: str, digest: str, *, force: bool = False) -> bool:
+    """Point ``ref`` at ``digest``. An existing ref with another target is refused unless
+    ``force``; returns False when it already named ``digest``."""
+    split_ref(ref)
     digest = parse_digest(digest)
-    # An object in gc's trash counts: tagging it is what makes gc restore it.
-    if not store.has(digest) and not trashed(store.backend, [digest]):
-        raise ObjectNotFound(digest, f"cannot tag {name}: not found: {digest}")
+    if not store.has(digest):
+        raise ObjectNotFound(digest, f"cannot set {ref}: not found: {digest}")
     store.require_writable()
-    store.backend.write_bytes(layout.tag_key(name), (digest + "\n").encode())
+    data = (digest + "\n").encode()
+    key = layout.ref_key(ref)
+    _check_free(store, ref)
+    if force:
+        store.backend.write_bytes(key, data)
+        return True
+    if store.backend.create_many([(key, data)])[0]:
+        return True
+    current = _read(store, ref)
+    if current == digest:
+        return False
+    raise RefExists(
+        f"{ref} names {current}: refusing to move it to {digest} (pass --force to move it)"
+    )
 
 
-def untag(store: Store, name: str) -> None:
-    validate_ref_name(name)
+def claim_ref(store: Store, kind: str, name: str, digest: str) -> str:
+    """A new ref ``kind/name`` for ``digest``, never overwriting: ``name-2``, ``name-3``...
+    when the name is taken by another target. Returns the ref."""
+    base = safe_name(name)
+    for n in range(1, 10_000):
+        ref = f"{kind}/{base}" if n == 1 else f"{kind}/{base}-{n}"
+        try:
+            set_ref(store, ref, digest)
+        except RefExists:
+            continue
+        return ref
+    raise RefExists(f"{kind}/{base}: no free name left")
+
+
+def safe_name(text: str) -> str:
+    """``text`` made a valid ref name: other characters become dashes."""
+    parts = [re.sub(r"[^A-Za-z0-9._@+=-]+", "-", p) for p in text.split("/")]
+    parts = [re.sub(r"^[^A-Za-z0-9_]+", "", p).replace("..", ".") for p in parts]
+    name = "/".join(p for p in parts if p)[: MAX_LENGTH - 8].rstrip("/") or "unnamed"
+    return f"id-{name}" if _HEX.fullmatch(name) and len(name) >= MIN_PREFIX_LENGTH else name
+
+
+def delete_ref(store: Store, ref: str) -> None:
+    split_ref(ref)
+    store.require_writable()
     try:
-        store.backend.delete(layout.tag_key(name))
+        store.backend.delete(layout.ref_key(ref))
     except ObjectNotFound:
-        raise ObjectNotFound(name, f"no tag named {name}") from None
+        raise ObjectNotFound(ref, f"no ref named {ref}") from None
 
 
-def tag_target(store: Store, name: str) -> str:
-    validate_ref_name(name)
-    try:
-        raw = store.backend.read_bytes(layout.tag_key(name))
-    except ObjectNotFound:
-        raise ObjectNotFound(name, f"no tag named {name}") from None
-    try:
-        return parse_digest(raw.decode("ascii"))
-    except (UnicodeDecodeError, InvalidDigest):
-        raise IntegrityError(f"tag {name} is corrupt: it holds no digest") from None
-
-
-def tags(store: Store) -> dict[str, str]:
-    """Every tag and the digest it names, sorted by name."""
-    prefix = len(layout.TAGS) + 1
-    names = sorted(key[prefix:] for key in store.backend.list(layout.TAGS))
-    return {name: tag_target(store, name) for name in names}
+def refs(store: Store, pattern: str | None = None, kind: str | None = None) -> dict[str, str]:
+    """Every ref (``kind/name``) and the digest it names, sorted; ``pattern`` is a glob
+    over the full ref or its name (``runs/*``, ``team-a/*``)."""
+    found = {}
+    for key in store.backend.list(layout.ref_key(kind) if kind else layout.REFS):
+        ref = key[len(layout.REFS) + 1 :]
+        ref_kind, _, name = ref.partition("/")
+        if ref_kind not in KINDS:
+            continue
+        if pattern and not (
+            fnmatch.fnmatchcase(ref, pattern) or fnmatch.fnmatchcase(name, pattern)
+        ):
+            continue
+        try:
+            found[ref] = _read(store, ref)
+        except ObjectNotFound:
+            continue  # deleted while listing
+    return dict(sorted(found.items()))

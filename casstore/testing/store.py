@@ -20,6 +20,7 @@ from casstore.errors import (
     InvalidRefName,
     NotAStore,
     ObjectNotFound,
+    RefExists,
 )
 from casstore.format import layout
 from casstore.format.digest import hash_bytes
@@ -243,7 +244,11 @@ class StoreTests:
         store.tag("baseline_v2.0", b)
         assert store.tags() == {"baseline_v2.0": b, "run-1": a}
         assert store.resolve("run-1") == a
-        store.tag("run-1", b)
+        store.tag("run-1", a)  # the same target again: fine
+        with pytest.raises(RefExists):
+            store.tag("run-1", b)  # a tag never moves silently
+        assert store.tag_target("run-1") == a
+        store.tag("run-1", b, force=True)
         assert store.tag_target("run-1") == b
         store.untag("run-1")
         assert store.tags() == {"baseline_v2.0": b}
@@ -252,8 +257,47 @@ class StoreTests:
         with pytest.raises(ObjectNotFound):
             store.tag("ghost", hash_bytes(b"never stored"))
 
+    def test_refs_have_namespaces_and_never_surprise(self, store: Store) -> None:
+        a, b = store.put_bytes(b"a").digest, store.put_bytes(b"b").digest
+        store.tag("team-a/law/run7", a)
+        store.tag("team-b/law/run7", b)
+        assert store.tags("team-a/*") == {"team-a/law/run7": a}
+        assert store.resolve("team-b/law/run7") == b
+        assert store.resolve("tags/team-b/law/run7") == b
+        with pytest.raises(RefExists):
+            store.tag("team-a/law", b)  # a namespace, not a name
+        with pytest.raises(RefExists):
+            store.tag("team-a/law/run7/x", b)  # below a name
+        assert store.claim_ref("runs", "t1", a) == "runs/t1"
+        assert store.claim_ref("runs", "t1", a) == "runs/t1"  # the same run again
+        assert store.claim_ref("runs", "t1", b) == "runs/t1-2"  # never overwritten
+        assert store.refs("runs/*") == {"runs/t1": a, "runs/t1-2": b}
+        # Resolution: prefixes first (ref names are never all hex), then tags, runs...
+        assert store.resolve("t1") == a and store.resolve("t1-2") == b
+        store.tag("t1", b)
+        assert store.resolve("t1") == b and store.resolve("runs/t1") == a
+        assert store.resolve(a[7:19]) == a
+
     @pytest.mark.parametrize(
-        "name", ["", "..", "../x", "a/b", "/abs", ".hidden", "a..b", "x" * 201, "-flag", "sp ace"]
+        "name",
+        [
+            "",
+            "..",
+            "../x",
+            "/abs",
+            ".hidden",
+            "a..b",
+            "x" * 201,
+            "-flag",
+            "sp ace",
+            "a//b",
+            "a/",
+            "deadbeef",
+            "CAFE0123",
+            "0123456789",
+            "runs/x",
+            "tags/y",
+        ],
     )
     def test_bad_tag_names_are_refused(self, store: Store, name: str) -> None:
         digest = store.put_bytes(b"x").digest
