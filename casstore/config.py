@@ -18,6 +18,8 @@ import msgspec
 from casstore.errors import ConfigError
 
 FILENAME = "store.toml"
+#: The setting that bounds what a snapshot may unpack to, as errors name it.
+TREE_MAX_BYTES = "[tree] max_bytes in store.toml"
 ENV_STORE = "CAS_STORE"
 #: The embedded store's folder, beside ``store.toml``.
 EMBEDDED_DIR = ".cas"
@@ -52,8 +54,9 @@ class CacheSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class TreeSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    #: What a snapshot may unpack to before it is refused as a decompression bomb.
-    max_bytes: str = "1TiB"
+    #: What a snapshot may unpack to before it is refused as a decompression bomb:
+    #: bytes, or a size with a unit ("1TiB").
+    max_bytes: str | int = "1TiB"
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -131,6 +134,9 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     if not -7 <= parsed.store.compression_level <= 22:
         raise ConfigError(f"{path}: store.compression_level must be between -7 and 22")
+    # Sizes are checked now, so a bad one is named before any work starts.
+    parse_size(parsed.tree.max_bytes, f"{path}: [tree] max_bytes")
+    parse_size(parsed.cache.max_size, f"{path}: [cache] max_size")
     return Config(path, parsed)
 
 
@@ -174,13 +180,23 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
-def parse_size(text: str) -> int:
-    """``"10GiB"`` -> bytes; decimal (kB, MB) and binary (KiB, MiB) units."""
-    match = _SIZE.fullmatch(text)
+def parse_size(text: str | int, setting: str = "size") -> int:
+    """``"10GiB"`` -> bytes; decimal (kB, MB) and binary (KiB, MiB) units; an integer is
+    bytes. ``setting`` names where the value came from, for the error."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ConfigError(f"{setting}: a size cannot be negative ({text})")
+        return text
+    match = _SIZE.fullmatch(str(text))
     if not match:
-        raise ConfigError(f"invalid size {text!r}: expected a number with an optional unit")
+        raise ConfigError(
+            f"{setting}: invalid size {text!r}: a number of bytes, or with a unit (10GiB)"
+        )
     number, unit = match.group(1), (match.group(2) or "").lower()
     binary = "i" in unit
     letter = unit.rstrip("b").rstrip("i")
     factor = 1024 ** "_kmgt".index(letter) if binary and letter else _UNITS[letter]
-    return int(float(number) * factor)
+    value = float(number) * factor
+    if value >= 1 << 63:
+        raise ConfigError(f"{setting}: {text!r} is too large a size")
+    return int(value)

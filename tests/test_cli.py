@@ -119,7 +119,8 @@ def test_tags(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["get", hash_bytes(b"nope")], 3, "not found"),
         (["cat", "no-such-tag"], 3, "no ref named no-such-tag"),
         (["put", "missing-file"], 1, "missing-file"),
-        (["frobnicate"], 2, "invalid choice"),
+        (["frobnicate"], 2, "unknown command 'frobnicate'"),
+        (["pt", "x"], 2, "did you mean 'put'?"),
         (["tag"], 2, "required"),
     ],
 )
@@ -159,7 +160,9 @@ def test_corruption_exits_4_and_leaves_destination_untouched(workdir: Path) -> N
         corrupt(open_store(str(workdir / ".cas")), digest, "flip")
         dest = workdir / f"dest-{size}"
         dest.write_bytes(b"keep me")
-        for args in (["get", digest, "-o", str(dest)], ["cat", digest], ["get", digest]):
+        refused = run_cas("get", digest, "-o", str(dest), cwd=workdir)
+        assert refused.returncode == 1 and b"--force" in refused.stderr  # exists: not replaced
+        for args in (["get", digest, "-o", str(dest), "--force"], ["cat", digest], ["get", digest]):
             result = run_cas(*args, cwd=workdir)
             assert result.returncode == 4, (args, result.stderr)
             assert result.stdout == b"", args

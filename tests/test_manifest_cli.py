@@ -114,7 +114,7 @@ def test_diff_refuses_a_tree_against_a_manifest(
     assert run_a.initial_snapshot is not None
     code = run(["--store", local_store.url, "diff", a, run_a.initial_snapshot.digest])
     assert code == 2
-    assert "two trees or two run manifests" in capsys.readouterr().err
+    assert "two snapshots (stored trees, folders or archives) or two run" in capsys.readouterr().err
 
 
 def decode_as_run(store: Store, digest: str) -> Any:

@@ -251,7 +251,7 @@ def test_truncated_archive_and_bomb(local_store: Store, tmp_path: Path) -> None:
     assert local_store.put_tree(bomb).files == 5
 
 
-def test_materialise_refuses_non_empty_and_escaping_links(
+def test_materialise_replaces_only_with_force_and_restores_any_link(
     local_store: Store, tmp_path: Path
 ) -> None:
     root = make_golden(tmp_path / "snap")
@@ -261,31 +261,37 @@ def test_materialise_refuses_non_empty_and_escaping_links(
     (dest / "precious").write_text("keep")
     result = run_cas("--store", local_store.url, "get", digest, "-o", str(dest))
     assert result.returncode == 1 and b"--force" in result.stderr
-    assert (
-        run_cas("--store", local_store.url, "get", digest, "-o", str(dest), "--force").returncode
-        == 0
-    )
-    assert (dest / "precious").read_text() == "keep" and (
-        dest / "hello.txt"
-    ).read_bytes() == b"hello"
-    # A crafted tree whose symlink leaves the destination is refused.
+    assert (dest / "precious").read_text() == "keep"
+    forced = run_cas("--store", local_store.url, "get", digest, "-o", str(dest), "--force")
+    assert forced.returncode == 0, forced.stderr
+    # --force replaces the folder's contents: exactly the tree, no stray file.
+    assert sorted(p.name for p in dest.iterdir()) == ["bin", "empty", "hello.txt", "link"]
+    assert tree_digest(dest).digest == digest
+    # A link that leaves the destination is restored as it was recorded, never followed.
+    sentinel = tmp_path / "outside"
+    sentinel.mkdir()
     evil = local_store.put_bytes(
         json.dumps(
             {
                 "casstore": "tree/1",
-                "entries": [{"path": "x", "type": "symlink", "target": "../../etc"}],
+                "entries": [
+                    {"path": "x", "type": "symlink", "target": "../outside"},
+                    {"path": "y", "type": "symlink", "target": "/etc/hostname"},
+                ],
             },
             separators=(",", ":"),
         ).encode()
     )
-    with pytest.raises(ArchiveError, match="outside"):
-        local_store.get_tree(evil.digest, tmp_path / "evil")
+    local_store.get_tree(evil.digest, tmp_path / "evil")
+    assert os.readlink(tmp_path / "evil" / "x") == "../outside"
+    assert os.readlink(tmp_path / "evil" / "y") == "/etc/hostname"
+    assert list(sentinel.iterdir()) == []
     crafted = local_store.put_bytes(
         b'{"casstore":"tree/1","entries":[{"path":"../x","type":"dir"}]}'
     )
     with pytest.raises(IntegrityError, match="unsafe path"):
         local_store.get_tree(crafted.digest, tmp_path / "crafted")
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "crafted").exists()
 
 
 def test_cli_tree_and_diff(tmp_path: Path) -> None:

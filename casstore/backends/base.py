@@ -115,6 +115,11 @@ class Backend(ABC):
         self.write_bytes(dst, self.read_bytes(src))
         self.delete(src)
 
+    def create_container(self) -> bool:
+        """Create what holds the store (an S3 bucket) when the backend has one and it is
+        missing; returns whether it was created. Folders need nothing."""
+        return False
+
     @abstractmethod
     def staging_dir(self) -> Path:
         """A local folder for temp files that ``publish`` can take cheaply."""

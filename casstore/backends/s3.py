@@ -106,6 +106,13 @@ class S3Backend(FsspecBackend):
             return BackendError(f"{what}: access denied ({s3errors.error_code(exc)})")
         return super()._translate(exc, what, missing)
 
+    def create_container(self) -> bool:
+        with self._translated(f"cannot create the bucket {self.bucket!r}"):
+            if self.fs.exists(self.bucket):
+                return False
+            self.fs.mkdir(self.bucket)
+            return True
+
     def _endpoint(self) -> str:
         client = self.fs.client_kwargs or {}
         return str(client.get("endpoint_url") or "the default endpoint")

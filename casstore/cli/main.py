@@ -20,6 +20,7 @@ from casstore.cli.common import (
     EXIT_ERROR,
     EXIT_INTEGRITY,
     EXIT_NOT_FOUND,
+    EXIT_OK,
     EXIT_USAGE,
     Command,
 )
@@ -63,6 +64,15 @@ def _exit_code(exc: BaseException) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        typed = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if typed:
+            choices = re.findall(r"'([^']*)'", typed.group(2))
+            near = difflib.get_close_matches(typed.group(1), choices, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            message = f"unknown command '{typed.group(1)}'{hint}"
         self.exit(EXIT_USAGE, f"cas: {message} (see '{self.prog} --help')\n")
 
 
@@ -105,10 +115,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("cas: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away (cas cat ... | head): not an error worth a message.
+        # The reader went away (cas ls | head): it has what it wanted. Quietly done;
+        # stdout goes nowhere, so flushing it at exit raises nothing either.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
+        return EXIT_OK
     except (CasError, OSError) as exc:
         if args.debug:
             import traceback

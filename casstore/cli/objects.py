@@ -15,7 +15,7 @@ from casstore.cli.common import (
     print_json,
     progress,
 )
-from casstore.errors import CasError, ObjectNotFound, UsageError
+from casstore.errors import CasError, DestinationError, ObjectNotFound, UsageError
 
 if TYPE_CHECKING:
     from casstore.store.objects import ObjectInfo, Store
@@ -34,7 +34,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         with open(FILENAME, "x", encoding="utf-8") as f:
             f.write(STORE_TOML_TEMPLATE)
         print(f"wrote {FILENAME}")
-    store, created = init_store(url)
+    store, created = init_store(url, create_bucket=args.create_bucket)
     print(f"{'initialized empty store' if created else 'already a store'}: {store.url}")
     return EXIT_OK
 
@@ -68,7 +68,9 @@ def cmd_put(args: argparse.Namespace) -> int:
                 info = store.put_stream(sys.stdin.buffer, progress=bar)
         else:
             if os.path.isdir(path):
-                raise UsageError(f"{path} is a directory")
+                raise UsageError(
+                    f"{path} is a folder: store it as a snapshot with cas put --tree {path}"
+                )
             try:
                 total = os.path.getsize(path)
             except OSError as exc:
@@ -104,10 +106,10 @@ def _tree_json(info: Any, source: str) -> dict[str, object]:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    from casstore.config import load_config, parse_size
+    from casstore.config import TREE_MAX_BYTES, load_config, parse_size
     from casstore.trees.ingest import tree_digest
 
-    limit = parse_size(load_config().file.tree.max_bytes)
+    limit = parse_size(load_config().file.tree.max_bytes, TREE_MAX_BYTES)
     for source in args.sources:
         info = tree_digest(source, max_bytes=limit)
         if args.json:
@@ -133,30 +135,55 @@ def _write_verified_to_stdout(store: Store, digest: str) -> None:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from casstore.format.tree import is_tree
+
     store = open_from_args(args)
     digest = store.resolve(args.digest)
-    if _is_tree(store, digest) and args.output not in (None, "-"):
-        fmt = store.get_tree(digest, args.output, format=args.format, force=args.force)
-        print(f"{digest}  {args.output} ({fmt})")
-        return EXIT_OK
+    to_stdout = args.output in (None, "-")
+    output = args.output
+    occupied = os.path.lexists(output) and (
+        not os.path.isdir(output) or os.path.islink(output) or bool(os.listdir(output))
+    )
+    if not to_stdout and not args.force and occupied:
+        raise DestinationError(f"{output} exists: pass --force to replace it")
+    with store.open(digest) as reader:
+        tree = is_tree(reader.read(64))
+    if tree and (not to_stdout or args.format):
+        return _get_tree(args, store, digest, to_stdout)
     if args.format:
-        raise UsageError("--format applies to trees only")
-    if args.output in (None, "-"):
+        raise UsageError(f"--format applies to trees only; {digest} is a file")
+    if to_stdout:
         _write_verified_to_stdout(store, digest)
         return EXIT_OK
     if os.path.isdir(args.output):
-        raise UsageError(f"{args.output} is a directory; give a file path")
+        raise UsageError(f"{args.output} is a folder; give a file path")
     total = store.stat(digest).size
     with progress(f"get {os.path.basename(args.output)}", total) as bar:
         store.get_file(digest, args.output, progress=bar)
     return EXIT_OK
 
 
-def _is_tree(store: Store, digest: str) -> bool:
-    from casstore.format.tree import is_tree
+def _get_tree(args: argparse.Namespace, store: Store, digest: str, to_stdout: bool) -> int:
+    if not to_stdout:
+        fmt = store.get_tree(digest, args.output, format=args.format, force=args.force)
+        print(f"{digest}  {args.output} ({fmt})")
+        return EXIT_OK
+    from casstore.trees.archive_out import write_archive
+    from casstore.trees.checkout import load
 
-    with store.open(digest) as reader:
-        return is_tree(reader.read(32))
+    if args.format == "dir":
+        raise UsageError("--format dir writes a folder: give it with -o DIR")
+    if sys.stdout.isatty():
+        raise UsageError(
+            f"refusing to write a {args.format} archive to a terminal: redirect it "
+            "(> snapshot.tar) or pipe it (| tar -t), or give -o FILE"
+        )
+    out = sys.stdout.buffer
+    # Each file is verified before any of its bytes reach stdout, which cannot be undone.
+    entries = load(store, digest)
+    write_archive(store, entries, out, args.format, store.compression_level, verify_first=True)
+    out.flush()
+    return EXIT_OK
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
@@ -169,7 +196,14 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_has(args: argparse.Namespace) -> int:
     store = open_from_args(args)
     missing = []
+    from casstore.errors import InvalidDigest
+    from casstore.format.digest import looks_like_digest
+
     for spec in args.digests:
+        if not looks_like_digest(spec):
+            raise InvalidDigest(
+                f"{spec!r} is not a digest (blake3:<64 hex>, or a prefix of 8 hex or more)"
+            )
         try:
             present = store.has(store.resolve(spec))
         except ObjectNotFound:
@@ -185,18 +219,22 @@ def cmd_has(args: argparse.Namespace) -> int:
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
-    store = open_from_args(args)
-    info = store.stat(store.resolve(args.digest))
-    if args.json:
-        print_json(_info_json(info))
-    else:
-        from casstore.cli.progress import human_bytes
+    from casstore.cli.progress import human_bytes
+    from casstore.graph.describe import describe
 
-        ratio = info.stored_size / info.size if info.size else 1.0
-        print(f"digest:       {info.digest}")
-        print(f"size:         {info.size} ({human_bytes(info.size)})")
-        print(f"stored size:  {info.stored_size} ({ratio:.1%} of size)")
-        print(f"encoding:     {info.encoding}")
+    store = open_from_args(args)
+    info = describe(store, store.resolve(args.digest))
+    if args.json:
+        print_json({**info.__dict__, "what": info.text()})
+        return EXIT_OK
+    ratio = info.stored_size / info.size if info.size else 1.0
+    print(f"digest:       {info.digest}")
+    print(f"kind:         {info.text()}")
+    print(f"size:         {info.size} ({human_bytes(info.size)})")
+    if info.file_bytes is not None:
+        print(f"holds:        {info.files} files, {human_bytes(info.file_bytes)}")
+    print(f"stored size:  {info.stored_size} ({ratio:.1%} of size)")
+    print(f"encoding:     {info.encoding}")
     return EXIT_OK
 
 
@@ -213,6 +251,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def register(add: Adder) -> None:
     p = add("init", cmd_init, "create a store (the configured one, or URL)")
     p.add_argument("url", nargs="?", metavar="URL", help="where to create it")
+    p.add_argument(
+        "--create-bucket", action="store_true", help="for s3:// URLs: create the bucket too"
+    )
 
     p = add("put", cmd_put, "store files (or - for stdin) and print their digests")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files to store; - reads stdin")
@@ -234,9 +275,14 @@ def register(add: Adder) -> None:
     p.add_argument(
         "--format",
         choices=["dir", "zip", "tar", "tar.gz", "tar.zst"],
-        help="for a tree: what to write (default: from PATH's suffix, else a folder)",
+        help="for a tree: what to write (default: from PATH's suffix, else a folder); "
+        "without -o, an archive is streamed to stdout",
     )
-    p.add_argument("--force", action="store_true", help="for a tree: write into a non-empty folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file, or the contents of a non-empty folder",
+    )
 
     p = add("cat", cmd_cat, "write objects' verified content to stdout")
     p.add_argument("digests", nargs="+", metavar="DIGEST")

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from casstore.cli.common import EXIT_OK, Adder, open_from_args, print_json
@@ -15,48 +16,68 @@ if TYPE_CHECKING:
     from casstore.store.objects import Store
 
 
-def _kind(spec: str, store: Callable[[], Store]) -> tuple[str, str | None]:
-    """(digest or file, record kind) of a diff operand, reading only its first bytes."""
-    from casstore.format.records import HEAD_BYTES, record_kind
+@dataclass
+class _Operand:
+    """One side of ``cas diff``: a stored object or a local file or snapshot."""
+
+    label: str
+    kind: str | None
+    #: For trees: the entries (read from the store, or computed from local files).
+    entries: list[Any] | None = None
+
+
+def _operand(spec: str, store: Callable[[], Store]) -> _Operand:
+    """What ``spec`` is: a sidecar (a record file), a local snapshot (a folder or an
+    archive, its tree computed without storing anything), or a digest, prefix or ref."""
+    from casstore.format import tree
+    from casstore.format.records import HEAD_BYTES, is_tree_kind, record_kind
     from casstore.graph.closure import kind_of_stored
 
-    if os.path.isfile(spec):
-        with open(spec, "rb") as f:
-            return spec, record_kind(f.read(HEAD_BYTES))
+    if os.path.exists(spec):
+        if os.path.isfile(spec):
+            with open(spec, "rb") as f:
+                kind = record_kind(f.read(HEAD_BYTES))
+            if kind is not None and not is_tree_kind(kind):
+                return _Operand(spec, kind)
+        from casstore.trees.ingest import local_tree
+
+        digest, entries = local_tree(spec)
+        return _Operand(spec, tree.KIND, entries)
     opened = store()
     digest = opened.resolve(spec)
-    return digest, kind_of_stored(opened, digest)
+    kind = kind_of_stored(opened, digest)
+    if is_tree_kind(kind):
+        return _Operand(digest, kind, tree.decode(opened.get_bytes(digest), digest))
+    return _Operand(digest, kind)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from functools import cache
 
+    from casstore.format.records import is_tree_kind
+
     store = cache(lambda: open_from_args(args))
-    a, kind_a = _kind(args.a, store)
-    b, kind_b = _kind(args.b, store)
-    if kind_a == kind_b == "run-manifest":
-        return _diff_runs(args, store, a, b)
-    if not (kind_a == kind_b and kind_a is not None and kind_a.startswith("tree/")):
+    a, b = _operand(args.a, store), _operand(args.b, store)
+    if a.kind == b.kind == "run-manifest":
+        return _diff_runs(args, store, a.label, b.label)
+    if not (is_tree_kind(a.kind) and is_tree_kind(b.kind)):
         raise UsageError(
-            f"cas diff compares two trees or two run manifests; got {_what(kind_a)} "
-            f"and {_what(kind_b)}"
+            "cas diff compares two snapshots (stored trees, folders or archives) or two run "
+            f"manifests; got {_what(a.kind)} and {_what(b.kind)}"
         )
-    return _diff_trees(args, store(), a, b)
+    from casstore.trees.diff import diff_entries
+
+    assert a.entries is not None and b.entries is not None
+    result = diff_entries(a.entries, b.entries)
+    if args.json:
+        print_json({"a": a.label, "b": b.label, **_tree_diff_json(result)})
+        return EXIT_OK
+    print_tree_diff(result, indent="")
+    return EXIT_OK
 
 
 def _what(kind: str | None) -> str:
     return "a blob" if kind is None else f"a {kind.split('/')[0]}"
-
-
-def _diff_trees(args: argparse.Namespace, store: Store, a: str, b: str) -> int:
-    from casstore.trees.diff import diff_trees
-
-    result = diff_trees(store, a, b)
-    if args.json:
-        print_json({"a": a, "b": b, **_tree_diff_json(result)})
-        return EXIT_OK
-    print_tree_diff(result, indent="")
-    return EXIT_OK
 
 
 def _tree_diff_json(result: Any) -> dict[str, object]:
@@ -64,17 +85,19 @@ def _tree_diff_json(result: Any) -> dict[str, object]:
 
 
 def print_tree_diff(result: Any, indent: str, limit: int | None = None) -> None:
+    from casstore.cli.output import escape
     from casstore.cli.progress import human_bytes
 
     changes = result.changes
     for change in changes[:limit]:
+        path = escape(change.path)  # a name cannot forge a line of the report
         if change.old is None:
-            print(f"{indent}+ {change.path}  ({_entry_size(change.new, human_bytes)})")
+            print(f"{indent}+ {path}  ({_entry_size(change.new, human_bytes)})")
         elif change.new is None:
-            print(f"{indent}- {change.path}  ({_entry_size(change.old, human_bytes)})")
+            print(f"{indent}- {path}  ({_entry_size(change.old, human_bytes)})")
         else:
             old, new = _entry_size(change.old, human_bytes), _entry_size(change.new, human_bytes)
-            print(f"{indent}M {change.path}  ({old} -> {new})")
+            print(f"{indent}M {path}  ({old} -> {new})")
     if limit is not None and len(changes) > limit:
         print(f"{indent}... and {len(changes) - limit} more (--json lists all)")
     counts = result.summary()
@@ -148,14 +171,18 @@ def cmd_manifest_show(args: argparse.Namespace) -> int:
     from casstore.format.manifest import RunManifest
     from casstore.runs.records import read_record
 
-    digest, record = read_record(args.manifest, lambda: open_from_args(args))
+    try:
+        store: Store | None = open_from_args(args)
+    except CasError:
+        store = None  # a sidecar can be shown without a store
+    digest, record = read_record(args.manifest, store)
     if args.json:
         print_json({"digest": digest, **msgspec.to_builtins(record)})
         return EXIT_OK
     if isinstance(record, RunManifest):
-        _show_run(digest, record)
+        _show_run(digest, record, store)
     else:
-        _show_grading(digest, record)
+        _show_grading(digest, record, store)
     return EXIT_OK
 
 
@@ -171,7 +198,7 @@ def _show_common(title: str, digest: str, record: Any) -> None:
     print(f"  versions      Python {code.python_version}, casstore {code.casstore_version}")
 
 
-def _show_run(digest: str, run: Any) -> None:
+def _show_run(digest: str, run: Any, store: Store | None) -> None:
     from casstore.format.manifest import REF_FIELDS
 
     _show_common("run manifest", digest, run)
@@ -189,42 +216,58 @@ def _show_run(digest: str, run: Any) -> None:
     print("inputs and outputs:")
     roles = run.roles()
     for name in (*REF_FIELDS, *[r for r in roles if r not in REF_FIELDS]):
-        _show_ref(name, roles.get(name))
+        _show_ref(name, roles.get(name), store, snapshot=name.endswith("_snapshot"))
 
 
-def _show_grading(digest: str, grading: Any) -> None:
+def _show_grading(digest: str, grading: Any, store: Store | None) -> None:
     _show_common("grading record", digest, grading)
     print(f"  {'score':13} {grading.score}")
     print(f"  {'judge model':13} {grading.judge_model}")
     print(f"  {'baseline':13} {grading.baseline_role or '-'}")
     print("inputs and outputs:")
     for name, ref in grading.roles().items():
-        _show_ref(name, ref)
+        _show_ref(name, ref, store, snapshot=name.endswith("_snapshot"))
 
 
-def _show_ref(name: str, ref: Any) -> None:
+def _show_ref(name: str, ref: Any, store: Store | None, *, snapshot: bool = False) -> None:
     from casstore.cli.progress import human_bytes
 
     if ref is None:
         print(f"  {name:20} (absent)")
-    else:
-        print(f"  {name:20} {ref.digest}  {human_bytes(ref.size)}")
+        return
+    size = human_bytes(ref.size)
+    if snapshot:
+        # The reference's size is its tree record's; what matters is what it holds.
+        size = f"tree record {size}"
+        if store is not None:
+            from casstore.graph.describe import describe
+
+            try:
+                info = describe(store, ref.digest)
+            except CasError:
+                pass
+            else:
+                if info.file_bytes is not None:
+                    size = f"{info.files} files, {human_bytes(info.file_bytes)}"
+    print(f"  {name:20} {ref.digest}  {size}")
 
 
 def _entry_size(entry: Any, human: Callable[[float], str]) -> str:
+    from casstore.cli.output import escape
+
     if entry.type == "file":
         return human(entry.size) + (", executable" if entry.executable else "")
-    return f"symlink -> {entry.target}" if entry.type == "symlink" else "empty folder"
+    return f"symlink -> {escape(entry.target)}" if entry.type == "symlink" else "empty folder"
 
 
 def register(add: Adder) -> None:
     p = add(
         "diff",
         cmd_diff,
-        "show what differs between two trees (paths) or two run manifests (every input)",
+        "show what differs between two snapshots (file by file) or two runs (input by input)",
     )
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("a", metavar="A", help="a digest, ref or sidecar; or a folder or archive")
+    p.add_argument("b", metavar="B", help="the same: any mix of stored and local snapshots")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("manifest", cmd_manifest_show, "inspect run manifests and grading records")

@@ -109,11 +109,20 @@ def _verify_local(args: argparse.Namespace) -> int:
     checks = []
     for spec in args.snapshot:
         role, path = _role_path(spec, "--snapshot", "final=PATH")
+        if record.snapshot(role) is None:
+            roles = ["initial", "final", *record.snapshots]
+            have = [r for r in roles if record.snapshot(r) is not None]
+            raise UsageError(
+                f"the run has no {role!r} snapshot; its snapshots: {', '.join(have) or 'none'}"
+            )
         checks.append(check_snapshot(store, record, role, path))
     if args.trajectory:
         checks.append(check_file(record, "trajectory", args.trajectory))
     for spec in args.artifact:
         name, path = _role_path(spec, "--artifact", "NAME=PATH")
+        if name not in record.artifacts:
+            names = ", ".join(sorted(record.artifacts)) or "none"
+            raise UsageError(f"the run has no artifact {name!r}; its artifacts: {names}")
         checks.append(check_file(record, f"artifact:{name}", path))
     if args.json:
         print_json({"digest": digest, "checks": [c.as_json() for c in checks]})

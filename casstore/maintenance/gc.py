@@ -43,7 +43,7 @@ from casstore.errors import InvalidDigest, ObjectNotFound
 from casstore.format import layout, objects
 from casstore.format.digest import parse_digest
 from casstore.graph.closure import walk
-from casstore.maintenance.kinds import kinds_of
+from casstore.graph.describe import kinds_of
 from casstore.maintenance.lease import Lease
 from casstore.store.compact import drop_packs
 from casstore.store.repack import PackContents, read_pack, rewrite_packs

@@ -4,6 +4,8 @@ chunks; everything becomes visible when the batch is flushed."""
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from casstore.format import layout, objects
@@ -11,7 +13,7 @@ from casstore.format.digest import PREFIX, hash_bytes
 from casstore.format.objects import Progress, Readable
 from casstore.format.packindex import MAX_PACKED_SIZE
 from casstore.store.packs import PackWriter
-from casstore.store.staging import check_expected
+from casstore.store.staging import check_expected, publish_bytes
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 CHUNKED_MIN = 8 << 20
 #: FastCDC's target chunk size (the minimum is a quarter, the maximum four times).
 CDC_AVERAGE = 1 << 20
+#: Loose objects (too large for a pack) being compressed and published at once.
+LOOSE_IN_FLIGHT = 4
 
 
 class Batch:
@@ -35,6 +39,11 @@ class Batch:
         self._writer = PackWriter(store.backend, store.packs, store.compression_level)
         #: Chunk lists waiting for their chunks to be published: digest -> stored bytes.
         self._lists: dict[str, bytes] = {}
+        # Objects too large for a pack are compressed and published on other threads
+        # while the caller reads on; a few at a time, to bound memory.
+        self._loose: ThreadPoolExecutor | None = None
+        self._loose_slots = threading.BoundedSemaphore(LOOSE_IN_FLIGHT)
+        self._loose_done: list[Future[None]] = []
 
     def _present(self, digest: str, *, small: bool = True) -> bool:
         """Stored live already. A small object is looked for in the pack indexes only: a
@@ -45,13 +54,37 @@ class Batch:
         return not small and self.store.backend.exists(layout.object_key(digest))
 
     def put_bytes(self, data: bytes, *, known_absent: bool = False) -> str:
-        """Store ``data``; returns its digest. Small objects are published by :meth:`flush`."""
-        if len(data) > MAX_PACKED_SIZE:
-            return self.store.put_bytes(data).digest
+        """Store ``data``; returns its digest. Everything is published by :meth:`flush`."""
         digest = hash_bytes(data)
+        if len(data) > MAX_PACKED_SIZE:
+            if known_absent or not self.store.stored(digest):
+                self.store.require_writable()
+                self._publish_loose(digest, data)
+            return digest
         if known_absent or not self._present(digest):
             self._writer.add(digest, data)
         return digest
+
+    def _publish_loose(self, digest: str, data: bytes) -> None:
+        if self._loose is None:
+            self._loose = ThreadPoolExecutor(LOOSE_IN_FLIGHT, thread_name_prefix="casstore-put")
+        self._loose_slots.acquire()
+        store = self.store
+
+        def publish() -> None:
+            try:
+                publish_bytes(store.backend, digest, data, store.compression_level)
+            finally:
+                self._loose_slots.release()
+
+        self._loose_done.append(self._loose.submit(publish))
+        pending = []
+        for future in self._loose_done:
+            if future.done():
+                future.result()  # a failure surfaces now, not at the end
+            else:
+                pending.append(future)
+        self._loose_done = pending
 
     def put_file(self, path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
         with open(path, "rb") as f:
@@ -72,8 +105,8 @@ class Batch:
         IntegrityError and is not stored."""
         if size is not None and size >= CHUNKED_MIN:
             return self.put_chunked(stream, expected=expected)
-        if size is not None and size <= MAX_PACKED_SIZE:
-            data = stream.read(size)
+        if size is not None and size < CHUNKED_MIN:
+            data = stream.read(size)  # at most CHUNKED_MIN, a few at a time (put_bytes)
             if expected is not None:
                 check_expected(hash_bytes(data), expected)
             return self.put_bytes(data)
@@ -107,6 +140,9 @@ class Batch:
 
     def flush(self) -> None:
         before = len(self._writer.published)
+        for future in self._loose_done:
+            future.result()
+        self._loose_done.clear()
         self._writer.flush()
         if self._lists:
             # Only now are all their chunks visible.
@@ -130,4 +166,6 @@ class Batch:
             failed = True
             raise
         finally:
+            if self._loose is not None:
+                self._loose.shutdown(wait=True, cancel_futures=True)
             self._writer.close(discard=failed)

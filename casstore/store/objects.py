@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 
 from casstore.backends import Backend
 from casstore.config import Config
-from casstore.errors import CasError, ObjectNotFound, ReadOnlyStore
+from casstore.errors import CasError, IntegrityError, ObjectNotFound, ReadOnlyStore
 from casstore.fileio import atomic_write
 from casstore.format import layout, objects
 from casstore.format.digest import hash_bytes, parse_digest
@@ -45,8 +45,10 @@ class ObjectInfo:
     encoding: str
 
 
-class Store:
-    """A content-addressed store. Create with :func:`casstore.open_store`."""
+class Store(refs.Names):
+    """A content-addressed store. Create with :func:`casstore.open_store`.
+
+    Naming (tags, refs, resolving what a user typed) is in :class:`refs.Names`."""
 
     def __init__(
         self,
@@ -171,12 +173,9 @@ class Store:
 
     def open_stored(self, digest: str, *, retry: bool = True) -> VerifyingReader:
         """Like :meth:`open`, always from the store itself, never from a cache."""
-        for where in self.packs.candidates(digest):
-            try:
-                content = self.blocks.read(digest, where)
-            except ObjectNotFound:
-                continue  # gc rewrote that pack: the object is elsewhere now, or gone
-            header = objects.pack_header(objects.RAW, where.length)
+        content = self._packed(digest)
+        if content is not None:
+            header = objects.pack_header(objects.RAW, len(content))
             return VerifyingReader(io.BytesIO(header + content), digest, packed=True)
         try:
             stored = self.backend.open_read(layout.object_key(digest))
@@ -187,6 +186,15 @@ class Store:
                 return self.open_stored(digest, retry=False)
             return self._from_trash(digest)
         return self._reader(stored, digest)
+
+    def _packed(self, digest: str) -> bytes | None:
+        """A packed object's content (not yet verified), or None when it is not packed."""
+        for where in self.packs.candidates(digest):
+            try:
+                return self.blocks.read(digest, where)
+            except ObjectNotFound:
+                continue  # gc rewrote that pack: the object is elsewhere now, or gone
+        return None
 
     def _reader(self, stored: BinaryIO, digest: str) -> VerifyingReader:
         try:
@@ -213,6 +221,12 @@ class Store:
 
     def get_bytes(self, digest: str) -> bytes:
         """The whole content, verified. For large objects use :meth:`open` or :meth:`get_file`."""
+        digest = parse_digest(digest)
+        content = self._packed(digest) if self.cache is None else None
+        if content is not None:  # the common case in a snapshot: no reader needed
+            if hash_bytes(content) != digest:
+                raise IntegrityError(f"{digest}: its packed copy hashes to {hash_bytes(content)}")
+            return content
         with self.open(digest) as reader:
             return reader.readall()
 
@@ -343,11 +357,11 @@ class Store:
     ) -> TreeInfo:
         """Store a snapshot (folder, zip, tar, tar.gz, tar.zst, or ``-`` for a tar on
         stdin) as a tree: every file as a blob, then the tree record."""
-        from casstore.config import parse_size
+        from casstore.config import TREE_MAX_BYTES, parse_size
         from casstore.trees.ingest import put_tree
 
         if max_bytes is None:
-            max_bytes = parse_size(self.config.file.tree.max_bytes)
+            max_bytes = parse_size(self.config.file.tree.max_bytes, TREE_MAX_BYTES)
         return put_tree(self, source, max_bytes=max_bytes, progress=progress)
 
     def get_tree(
@@ -364,33 +378,3 @@ class Store:
         return get_tree(
             self, parse_digest(digest), dest, fmt=format, force=force, level=self.compression_level
         )
-
-    # -- names (casstore.store.refs) ------------------------------------------
-
-    def resolve(self, spec: str) -> str:
-        """The digest ``spec`` names: a digest, a unique prefix (>= 8 hex) or a ref."""
-        return refs.resolve(self, spec)
-
-    def tag(self, name: str, digest: str, *, force: bool = False) -> None:
-        """Point tag ``name`` at ``digest`` (which must be readable). A tag naming another
-        object is moved only with ``force``."""
-        refs.set_ref(self, refs.tag_ref(name), digest, force=force)
-
-    def untag(self, name: str) -> None:
-        refs.delete_ref(self, f"tags/{name}")
-
-    def tag_target(self, name: str) -> str:
-        return refs.target(self, f"tags/{name}")
-
-    def tags(self, pattern: str | None = None) -> dict[str, str]:
-        """Every tag and the digest it names, sorted by name (``pattern``: a glob)."""
-        found = refs.refs(self, pattern, kind="tags")
-        return {ref.partition("/")[2]: digest for ref, digest in found.items()}
-
-    def refs(self, pattern: str | None = None) -> dict[str, str]:
-        """Every ref (``tags/x``, ``runs/t1``, ``gradings/g1``) and its digest."""
-        return refs.refs(self, pattern)
-
-    def claim_ref(self, kind: str, name: str, digest: str) -> str:
-        """A new ref ``kind/name`` (``name-2``... when taken) for ``digest``; returns it."""
-        return refs.claim_ref(self, kind, name, digest)

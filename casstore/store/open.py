@@ -21,7 +21,7 @@ def _attach_cache(store: Store) -> None:
     )
     cache_store = Store(open_backend(str(folder)), config=store.config)
     cache_store.initialize()
-    store.cache = ObjectCache(cache_store, parse_size(section.max_size))
+    store.cache = ObjectCache(cache_store, parse_size(section.max_size, "[cache] max_size"))
 
 
 def _build(url: str | None, config: Config | None, read_only: bool = False) -> tuple[Store, bool]:
@@ -73,12 +73,17 @@ def open_store(
     return store
 
 
-def init_store(url: str | None = None, *, config: Config | None = None) -> tuple[Store, bool]:
-    """Create the store (chosen as :func:`open_store` does) unless it exists.
+def init_store(
+    url: str | None = None, *, config: Config | None = None, create_bucket: bool = False
+) -> tuple[Store, bool]:
+    """Create the store (chosen as :func:`open_store` does) unless it exists; with
+    ``create_bucket``, its S3 bucket too.
 
     Returns the store and whether it was created.
     """
     store, _embedded = _build(url, config)
+    if create_bucket:
+        store.backend.create_container()
     created = initialize(store.backend)
     store.format_version = check_marker(store.backend)
     return store, created

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from casstore.errors import (
     IntegrityError,
@@ -234,3 +234,40 @@ def refs(store: Store, pattern: str | None = None, kind: str | None = None) -> d
         except ObjectNotFound:
             continue  # deleted while listing
     return dict(sorted(found.items()))
+
+
+def _store(names: Names) -> Store:
+    return cast("Store", names)
+
+
+class Names:
+    """The naming half of :class:`~casstore.store.objects.Store`: the methods below call
+    this module's functions with the store."""
+
+    def resolve(self, spec: str) -> str:
+        """The digest ``spec`` names: a digest, a unique prefix (>= 8 hex) or a ref."""
+        return resolve(_store(self), spec)
+
+    def tag(self, name: str, digest: str, *, force: bool = False) -> None:
+        """Point tag ``name`` at ``digest`` (which must be readable). A tag naming another
+        object is moved only with ``force``."""
+        set_ref(_store(self), tag_ref(name), digest, force=force)
+
+    def untag(self, name: str) -> None:
+        delete_ref(_store(self), f"tags/{name}")
+
+    def tag_target(self, name: str) -> str:
+        return target(_store(self), f"tags/{name}")
+
+    def tags(self, pattern: str | None = None) -> dict[str, str]:
+        """Every tag and the digest it names, sorted by name (``pattern``: a glob)."""
+        found = refs(_store(self), pattern, kind="tags")
+        return {ref.partition("/")[2]: digest for ref, digest in found.items()}
+
+    def refs(self, pattern: str | None = None) -> dict[str, str]:
+        """Every ref (``tags/x``, ``runs/t1``, ``gradings/g1``) and its digest."""
+        return refs(_store(self), pattern)
+
+    def claim_ref(self, kind: str, name: str, digest: str) -> str:
+        """A new ref ``kind/name`` (``name-2``... when taken) for ``digest``; returns it."""
+        return claim_ref(_store(self), kind, name, digest)

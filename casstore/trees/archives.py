@@ -63,8 +63,8 @@ class _Counter:
         self.total += size
         if self.total > self.limit:
             raise ArchiveError(
-                f"{member!r}: the snapshot unpacks to more than {self.limit} bytes "
-                "(a decompression bomb?); raise the bound if this is expected"
+                f"{member!r}: the snapshot unpacks to more than {self.limit} bytes (a "
+                "decompression bomb?); if it is expected, raise [tree] max_bytes in store.toml"
             )
 
 
@@ -170,9 +170,14 @@ def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
             IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         )
     if compression == "gz":
-        import gzip
+        try:  # ISA-L's igzip: twice the standard library's speed, on a thread of its own
+            from isal import igzip_threaded
 
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+            return cast(IO[bytes], igzip_threaded.open(raw, "rb", threads=1))  # type: ignore[no-untyped-call]
+        except ImportError:
+            import gzip
+
+            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
     if compression == "bz2":
         import bz2
 
@@ -197,19 +202,29 @@ def corrupt_as_archive_error(what: str) -> Iterator[None]:
 
     import zstandard
 
-    try:
-        yield
-    except CasError:
-        raise  # the store's own failures (a full disk) are not the archive's
-    except (
+    corrupt: tuple[type[Exception], ...] = (
         tarfile.TarError,
         zipfile.BadZipFile,
         zlib.error,
         zstandard.ZstdError,
         EOFError,
         OSError,
-    ) as exc:
+        *_isal_errors(),
+    )
+    try:
+        yield
+    except CasError:
+        raise  # the store's own failures (a full disk) are not the archive's
+    except corrupt as exc:
         raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
+
+
+def _isal_errors() -> tuple[type[Exception], ...]:
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return ()
+    return (cast(type[Exception], isal_zlib.error),)
 
 
 def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:

@@ -100,6 +100,14 @@ def tree_digest(source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
     return TreeInfo(PREFIX + blake3(record).hexdigest(), len(record), files, total)
 
 
+def local_tree(
+    source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str, list[Entry]]:
+    """The digest and entries of a local snapshot's tree, storing nothing."""
+    record, _, _ = build(source, hash_member, max_bytes=max_bytes)
+    return PREFIX + blake3(record).hexdigest(), tree.decode(record, str(source))
+
+
 def put_tree(
     store: ObjectWriter,
     source: str | os.PathLike[str],
