@@ -9,6 +9,22 @@ from typing import BinaryIO, NoReturn
 from casstore.backends.base import Backend, KeyInfo
 from casstore.errors import ReadOnlyStore
 
+#: What a write under each top folder is, in the words of the command that does it.
+_OPERATIONS = {
+    "objects": "put",
+    "packs": "put",
+    "index": "put",
+    "refs": "set a ref (tag)",
+    "trash": "gc",
+    "locks": "gc",
+    "quarantine": "fsck's quarantine",
+    "casstore.json": "init",
+}
+
+
+def _operation(key: str) -> str:
+    return _OPERATIONS.get(key.split("/", 1)[0], "write")
+
 
 class ReadOnlyBackend(Backend):
     def __init__(self, inner: Backend) -> None:
@@ -17,7 +33,7 @@ class ReadOnlyBackend(Backend):
         self.requests_are_cheap = inner.requests_are_cheap
 
     def _refuse(self, key: str) -> NoReturn:
-        raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to write {key}")
+        raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to {_operation(key)}")
 
     def open_read(self, key: str) -> BinaryIO:
         return self.inner.open_read(key)

@@ -148,7 +148,7 @@ def collect(
     store makes this one refuse (``LeaseHeld``); a dry run needs no lease."""
     if dry_run:
         return _collect(store, grace, dry_run, log, None)
-    store.require_writable()
+    store.require_writable("gc")
     lease = Lease(store)
     lease.acquire()
     try:

@@ -79,10 +79,10 @@ class Store(refs.Names):
 
         return isinstance(self.backend, ReadOnlyBackend)
 
-    def require_writable(self) -> None:
+    def require_writable(self, operation: str = "put") -> None:
         """Raise ReadOnlyStore now, before work that would end in a refused write."""
         if self.read_only:
-            raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to store objects")
+            raise ReadOnlyStore(f"{self.url} is opened read-only: refusing to {operation}")
 
     @property
     def url(self) -> str:
@@ -297,6 +297,9 @@ class Store(refs.Names):
         here = self.backend.exists_many([layout.object_key(d) for d in absent])
         absent = [d for d, found in zip(absent, here, strict=True) if not found]
         if not live and absent:
+            # Packed by another process since the index files were listed, or trashed.
+            self.packs.refresh()
+            absent = [d for d in absent if d not in self.packs]
             in_trash = trashed(self.backend, absent)
             absent = [d for d in absent if d not in in_trash]
         return absent
@@ -320,8 +323,10 @@ class Store(refs.Names):
         try:
             header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
         except ObjectNotFound:
-            key = trashed(self.backend, [digest]).get(digest) or key
-            header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
+            in_trash = trashed(self.backend, [digest]).get(digest)
+            if in_trash is None:
+                raise ObjectNotFound(digest) from None
+            key, header = in_trash, self.backend.read_range(in_trash, 0, objects.HEADER_SIZE)
         encoding, size = objects.unpack_header(header, digest)
         return ObjectInfo(digest, size, self.backend.size(key), objects.ENCODINGS[encoding])
 

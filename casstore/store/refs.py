@@ -168,7 +168,7 @@ def set_ref(store: Store, ref: str, digest: str, *, force: bool = False) -> bool
     digest = parse_digest(digest)
     if not store.has(digest):
         raise ObjectNotFound(digest, f"cannot set {ref}: not found: {digest}")
-    store.require_writable()
+    store.require_writable(f"set {ref}")
     data = (digest + "\n").encode()
     key = layout.ref_key(ref)
     _check_free(store, ref)
@@ -209,7 +209,7 @@ def safe_name(text: str) -> str:
 
 def delete_ref(store: Store, ref: str) -> None:
     split_ref(ref)
-    store.require_writable()
+    store.require_writable(f"delete {ref}")
     try:
         store.backend.delete(layout.ref_key(ref))
     except ObjectNotFound:

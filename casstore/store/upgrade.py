@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def upgrade(store: Store) -> int:
     """Bring ``store`` to the current format and merge its index files; returns the
     format it had."""
-    store.require_writable()
+    store.require_writable("upgrade")
     version = check_marker(store.backend)
     if version < layout.FORMAT_VERSION:
         batches = {
