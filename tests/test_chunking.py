@@ -11,6 +11,8 @@ from blake3 import blake3
 from casstore.errors import IntegrityError
 from casstore.format import layout
 from casstore.format import objects as objectfile
+from casstore.format.tree import decode as tree_entries
+from casstore.graph.bundle import read_bundle, write_bundle_file
 from casstore.graph.closure import walk
 from casstore.graph.transfer import transfer
 from casstore.graph.verify import verify_closure
@@ -126,3 +128,22 @@ def test_gc_keeps_the_chunks_of_what_is_reachable(local_store: Store, tmp_path: 
     assert verify_closure(local_store, kept).status == "ok"
     remaining = set(local_store.iter_digests())
     assert remaining == set(walk(local_store, [kept]).order)
+
+
+def test_a_closure_with_a_chunked_file_bundles_and_unbundles(
+    local_store: Store, tmp_path: Path
+) -> None:
+    # The reproduction: a chunked reader's short reads broke the bundle writer.
+    data = bytes(_database())
+    tree = local_store.put_tree(_snapshot(tmp_path / "snap", data)).digest
+    assert any(local_store.chunk_list(d) for d in walk(local_store, [tree]).order)
+    bundle = tmp_path / "x.casb"
+    write_bundle_file(local_store, [tree], bundle)
+    other, _ = init_store(str(tmp_path / "other"))
+    assert read_bundle(other, bundle).roots == [tree]
+    assert verify_closure(other, tree).status == "ok"
+    entries = tree_entries(other.get_bytes(tree))
+    big = next(e for e in entries if e.size == len(data))
+    assert other.get_bytes(big.digest) == data
+    other.get_tree(tree, tmp_path / "out")
+    assert (tmp_path / "out" / big.path).read_bytes() == data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from casstore.format.digest import hash_bytes
 from casstore.format.objects import IO_SIZE
 from casstore.store.objects import ObjectInfo, Store
 from casstore.store.open import init_store
+from casstore.testing.strategies import Snapshot, snapshots
+from casstore.trees.ingest import tree_digest
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -97,3 +100,33 @@ def test_every_put_path_roundtrips(
         with prop_store.open(expected) as reader:
             assert reader.read() == data, name
         prop_store.delete(expected)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(snapshot=snapshots(max_entries=14))
+def test_trees_round_trip_in_every_format(
+    prop_store: Store, tmp_path_factory: pytest.TempPathFactory, snapshot: Snapshot
+) -> None:
+    # Symlinks inside, outside, absolute and dangling, exec bits, empty folders, nesting:
+    # whatever is ingested comes back, in every format, as the same tree.
+    work = tmp_path_factory.mktemp("trees")
+    digest = prop_store.put_tree(snapshot.write(work / "source")).digest
+    out = work / "out"
+    out.mkdir()
+    sentinel = out / "sentinel"
+    sentinel.mkdir()
+    for name in ("folder", "x.zip", "x.tar", "x.tar.gz", "x.tar.zst"):
+        prop_store.get_tree(digest, out / name)
+        assert tree_digest(out / name).digest == digest, name
+    # Nothing was written anywhere but the destinations (links are never followed).
+    assert list(sentinel.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["folder", "x.zip", "x.tar", "x.tar.gz", "x.tar.zst", "sentinel"]
+    )
+    for path, (_data, executable) in snapshot.files.items():
+        mode = (out / "folder" / path).stat().st_mode
+        assert bool(mode & 0o100) == executable and mode & 0o644 == 0o644, path
+    for path, target in snapshot.symlinks.items():
+        assert os.readlink(out / "folder" / path) == target, path

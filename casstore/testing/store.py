@@ -313,3 +313,24 @@ class StoreTests:
         store.backend.write_bytes(layout.MARKER, b'{"casstore_format": 99}')
         with pytest.raises(NotAStore, match="format 99"):
             open_store(store.url)
+
+    def test_a_chunked_object_reads_like_any_other(self, store: Store, tmp_path: Path) -> None:
+        # Files of 8 MiB and more in a batch are stored as content-defined chunks: every
+        # reader must give the whole content, verified, whatever the piece sizes.
+        data = payload(9_000_000, seed=5)
+        with store.batch() as batch:
+            digest = batch.put_stream(io.BytesIO(data), size=len(data))
+        assert store.chunk_list(digest) is not None
+        assert store.get_bytes(digest) == data
+        with store.open(digest) as reader:
+            assert reader.read(7) == data[:7]
+            assert reader.read(3_000_000) == data[7:3_000_007]  # full reads, never short
+            assert reader.read() == data[3_000_007:]
+        out = tmp_path / "chunked"
+        assert store.get_file(digest, out) == len(data) and out.read_bytes() == data
+        sink = io.BytesIO()
+        assert store.copy_to(digest, sink) == len(data) and sink.getvalue() == data
+        info = store.verify(digest)
+        assert (info.size, info.encoding) == (len(data), "chunked")
+        assert store.stat(digest).size == len(data)
+        assert store.has(digest) and store.missing([digest]) == []
