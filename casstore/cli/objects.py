@@ -141,10 +141,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     digest = store.resolve(args.digest)
     to_stdout = args.output in (None, "-")
     output = args.output
-    occupied = os.path.lexists(output) and (
-        not os.path.isdir(output) or os.path.islink(output) or bool(os.listdir(output))
-    )
-    if not to_stdout and not args.force and occupied:
+    occupied = not to_stdout and os.path.lexists(output)
+    if occupied and os.path.isdir(output) and not os.path.islink(output):
+        occupied = bool(os.listdir(output))  # an empty folder is fine
+    if occupied and not args.force:
         raise DestinationError(f"{output} exists: pass --force to replace it")
     with store.open(digest) as reader:
         tree = is_tree(reader.read(64))

@@ -13,23 +13,30 @@ from __future__ import annotations
 
 import re
 import stat
-import tarfile
 import tempfile
 import zipfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
 from casstore.errors import ArchiveError
 from casstore.fileio import atomic_write
 from casstore.format.tree import Entry
+from casstore.trees import tarwrite
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
 FORMATS = ("dir", "zip", "tar", "tar.gz", "tar.zst")
-#: 1980-01-01, the earliest time a zip can hold; used for tar too.
-EPOCH = 315532800
+#: Files up to this size are read whole, verified, ahead of the writer.
+SMALL_FILE = 4 << 20
+#: Small files read ahead of the writer, at most.
+READ_AHEAD = 32
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+#: Deflate level of zip members: zips are written for tools to read, not to keep.
+ZIP_LEVEL = 1
 #: Names that Windows extractors read as a path climbing out or a drive.
 _UNSAFE_IN_ZIP = re.compile(r"\\|^[A-Za-z]:|/[A-Za-z]:")
 
@@ -72,7 +79,7 @@ def write_archive(
 
 
 def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]:
-    """A stream of the blob; verified at its end, or (``verify_first``) before it starts."""
+    """A stream of a large blob; verified at its end, or (``verify_first``) before it starts."""
     if not verify_first:
         return cast(IO[bytes], store.open(entry.digest))
     spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - caller closes
@@ -82,29 +89,45 @@ def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]
     return cast(IO[bytes], spool)
 
 
+def _small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[bytes]:
+    """The content of each small file among ``entries``, in order, verified: read and
+    checked ahead on other threads (decompressing and hashing release the GIL)."""
+    small = [e for e in entries if e.type == "file" and e.size <= SMALL_FILE]
+    with ThreadPoolExecutor(2, thread_name_prefix="casstore-read") as pool:
+        ahead: deque[Future[bytes]] = deque()
+        for entry in small:
+            ahead.append(pool.submit(store.get_bytes, entry.digest))
+            if len(ahead) > READ_AHEAD:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
 def _write_tar(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        for entry in entries:
-            info = tarfile.TarInfo(entry.path)
-            info.mtime = EPOCH
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if entry.type == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            elif entry.type == "symlink":
-                info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target
-                archive.addfile(info)
+    smalls = _small_files(store, entries)
+    for entry in entries:
+        if entry.type == "dir":
+            out.write(tarwrite.header(entry.path, kind="dir", mode=0o755))
+        elif entry.type == "symlink":
+            out.write(tarwrite.header(entry.path, kind="symlink", mode=0o777, target=entry.target))
+        else:
+            mode = 0o755 if entry.executable else 0o644
+            out.write(tarwrite.header(entry.path, kind="file", size=entry.size, mode=mode))
+            if entry.size <= SMALL_FILE:
+                data = next(smalls)
+                out.write(data)
             else:
-                info.size = entry.size
-                info.mode = 0o755 if entry.executable else 0o644
                 with _content(store, entry, verify_first) as content:
-                    archive.addfile(info, content)
-                    # The reader verifies at its end: make sure the end was read.
-                    if content.read(1):
-                        raise ArchiveError(f"{entry.path!r}: longer than its recorded size")
+                    written = 0
+                    while piece := content.read(1 << 20):
+                        out.write(piece)
+                        written += len(piece)
+                if written != entry.size:
+                    raise ArchiveError(f"{entry.path!r}: not the size its tree records")
+            out.write(tarwrite.padding(entry.size))
+    tarwrite.end(out)
 
 
 def _zip_name(entry: Entry) -> str:
@@ -120,7 +143,10 @@ def _write_zip(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
     names = [_zip_name(entry) for entry in entries]  # refused before anything is written
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    smalls = _small_files(store, entries)
+    with zipfile.ZipFile(
+        out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
+    ) as archive:
         for entry, name in zip(entries, names, strict=True):
             if entry.type == "dir":
                 info = zipfile.ZipInfo(name + "/", _ZIP_DATE)
@@ -130,11 +156,16 @@ def _write_zip(
             info = zipfile.ZipInfo(name, _ZIP_DATE)
             info.create_system = 3  # unix, so the mode bits are read back
             info.compress_type = zipfile.ZIP_DEFLATED
+            # Members take their own level, not the archive's (named so in 3.11 and 3.12).
+            setattr(info, "_compresslevel", ZIP_LEVEL)  # noqa: B010
             if entry.type == "symlink":
                 info.external_attr = (stat.S_IFLNK | 0o777) << 16
                 archive.writestr(info, entry.target.encode("utf-8", "surrogateescape"))
                 continue
             info.external_attr = (stat.S_IFREG | (0o755 if entry.executable else 0o644)) << 16
+            if entry.size <= SMALL_FILE:
+                archive.writestr(info, next(smalls))
+                continue
             with (
                 _content(store, entry, verify_first) as content,
                 archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst,

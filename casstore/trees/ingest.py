@@ -6,8 +6,11 @@ at all if any member is refused.
 
 from __future__ import annotations
 
+import io
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,10 +29,17 @@ from casstore.trees.archives import (
 )
 
 if TYPE_CHECKING:
-    from casstore.trees.protocol import ObjectWriter
+    from casstore.trees.protocol import BatchWriter, ObjectWriter
 
-#: Stores (or just hashes) one file member; returns its digest.
-ContentSink = Callable[[Member], str]
+#: Stores (or just hashes) one file member; returns its digest, or a future of it.
+ContentSink = Callable[[Member], "str | Future[str]"]
+#: Files up to this size are read whole and handed to the hashing thread.
+HANDED_OFF = 8 << 20
+#: Bytes read ahead of the hashing thread, at most.
+READ_AHEAD = 64 << 20
+#: A hand-off to the hashing thread: this many bytes, or files, whichever comes first.
+GROUP_BYTES = 1 << 20
+GROUP_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -48,12 +58,14 @@ def build(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[int], None] | None = None,
+    before: Callable[[], None] | None = None,
 ) -> tuple[bytes, int, int]:
-    """The canonical record of ``source`` with each file passed to ``sink``.
+    """The canonical record of ``source`` with each file passed to ``sink``; ``before``
+    runs once every member is read, before the digests are collected.
 
     Returns (record bytes, file count, total file bytes).
     """
-    pending: list[tuple[str, Kind, int, str, bool, str]] = []
+    pending: list[tuple[str, Kind, int, str | Future[str], bool, str]] = []
     files: dict[str, int] = {}
     total = 0
     for member in read_members(source, max_bytes=max_bytes):
@@ -76,7 +88,12 @@ def build(
                 progress(size)
         files[member.path] = len(pending)
         pending.append((member.path, "file", size, digest, executable, ""))
-    entries = [Entry(*row) for row in pending]
+    if before is not None:
+        before()
+    entries = [
+        Entry(path, kind, size, digest if isinstance(digest, str) else digest.result(), x, t)
+        for path, kind, size, digest, x, t in pending
+    ]
     # Folders that hold something are implied by their contents: only empty ones stay.
     parents: set[str] = set()
     for entry in entries:
@@ -108,6 +125,50 @@ def local_tree(
     return PREFIX + blake3(record).hexdigest(), tree.decode(record, str(source))
 
 
+class _Handoff:
+    """Files read on this thread, hashed and stored on another, in groups (a hand-off per
+    file would cost more than the hashing it moves)."""
+
+    def __init__(self, batch: BatchWriter, pool: ThreadPoolExecutor) -> None:
+        self._batch, self._pool = batch, pool
+        self._group: list[tuple[bytes, Future[str]]] = []
+        self._bytes = 0
+        self._room = threading.BoundedSemaphore(READ_AHEAD // GROUP_BYTES)
+        self._futures: list[Future[None]] = []
+
+    def add(self, data: bytes) -> Future[str]:
+        slot: Future[str] = Future()
+        self._group.append((data, slot))
+        self._bytes += len(data)
+        if self._bytes >= GROUP_BYTES or len(self._group) >= GROUP_FILES:
+            self.send()
+        return slot
+
+    def send(self) -> None:
+        if not self._group:
+            return
+        group, self._group, self._bytes = self._group, [], 0
+        self._room.acquire()
+        self._futures.append(self._pool.submit(self._store, group))
+
+    def _store(self, group: list[tuple[bytes, Future[str]]]) -> None:
+        try:
+            for data, slot in group:
+                slot.set_result(self._batch.put_stream(io.BytesIO(data), size=len(data)))
+        except BaseException as exc:
+            for _, slot in group:
+                if not slot.done():
+                    slot.set_exception(exc)
+            raise
+        finally:
+            self._room.release()
+
+    def finish(self) -> None:
+        self.send()
+        for future in self._futures:
+            future.result()
+
+
 def put_tree(
     store: ObjectWriter,
     source: str | os.PathLike[str],
@@ -115,13 +176,24 @@ def put_tree(
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> TreeInfo:
-    with store.batch() as batch:
+    """Store a snapshot: a pipeline in which this thread parses the archive and reads
+    each file, a second one hashes and deduplicates it, and the batch compresses
+    and writes blocks on every core."""
+    with (
+        store.batch() as batch,
+        ThreadPoolExecutor(1, thread_name_prefix="casstore-hash") as hasher,
+    ):
+        handoff = _Handoff(batch, hasher)
 
-        def store_member(member: Member) -> str:
+        def store_member(member: Member) -> str | Future[str]:
             assert member.content is not None
-            return batch.put_stream(member.content, size=member.size)
+            if member.size >= HANDED_OFF:
+                return batch.put_stream(member.content, size=member.size)
+            return handoff.add(member.content.read(member.size))
 
-        record, files, total = build(source, store_member, max_bytes=max_bytes, progress=progress)
+        record, files, total = build(
+            source, store_member, max_bytes=max_bytes, progress=progress, before=handoff.finish
+        )
         batch.flush()  # every blob is published before the record that names them
         info = store.put_bytes(record)
     return TreeInfo(info.digest, info.size, files, total)
