@@ -36,7 +36,7 @@ def record_run(workdir: Path, result: trees.TreeResults) -> tuple[Store, str]:
     store, _ = init_store(str(workdir / "run-store"))
     trajectory = workdir / "trajectory.json"
     trajectory.write_text(json.dumps({"messages": ["benchmark"] * 1000}))
-    with RunRecorder(store=store, trajectory_id="bench", code_dir=workdir) as recorder:
+    with RunRecorder(store=store, trajectory_id="bench", code_root=workdir) as recorder:
         recorder.attach_snapshot("initial", result.initial_tar)
         recorder.attach_snapshot("final", result.final_tar)
         digest = recorder.finish(trajectory)

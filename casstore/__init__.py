@@ -39,9 +39,23 @@ if TYPE_CHECKING:
     from casstore.format.manifest import decode as decode_record
     from casstore.format.manifest import decode_as as decode_record_as
     from casstore.format.manifest import encode as encode_record
+    from casstore.runs.invocation import current_argv
     from casstore.runs.provenance import code_provenance, host_provenance
+    from casstore.runs.recording import (
+        MANIFEST_SUFFIX,
+        Recorded,
+        Recording,
+        record_run,
+        sidecar_path,
+    )
     from casstore.runs.records import read_record, read_record_bytes
-    from casstore.runs.redaction import canonical_json, redact
+    from casstore.runs.redaction import Redactor, canonical_json, redact
+    from casstore.runs.sink import (
+        RecordingWarning,
+        Sink,
+        StoreUnavailableWarning,
+        load_json,
+    )
     from casstore.store.objects import ObjectInfo, Store
     from casstore.store.open import init_store, open_store
     from casstore.trees.ingest import TreeInfo, tree_digest
@@ -63,6 +77,17 @@ _LAZY = {
     "read_record_bytes": "casstore.runs.records",
     "canonical_json": "casstore.runs.redaction",
     "redact": "casstore.runs.redaction",
+    "Redactor": "casstore.runs.redaction",
+    "MANIFEST_SUFFIX": "casstore.runs.recording",
+    "Recorded": "casstore.runs.recording",
+    "Recording": "casstore.runs.recording",
+    "record_run": "casstore.runs.recording",
+    "current_argv": "casstore.runs.invocation",
+    "sidecar_path": "casstore.runs.recording",
+    "RecordingWarning": "casstore.runs.sink",
+    "Sink": "casstore.runs.sink",
+    "StoreUnavailableWarning": "casstore.runs.sink",
+    "load_json": "casstore.runs.sink",
     "TreeInfo": "casstore.trees.ingest",
     "tree_digest": "casstore.trees.ingest",
     "ObjectInfo": "casstore.store.objects",
@@ -76,6 +101,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "MANIFEST_SUFFIX",
     "ArchiveError",
     "BackendError",
     "BundleError",
@@ -94,14 +120,21 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ReadOnlyStore",
+    "Recorded",
+    "Recording",
+    "RecordingWarning",
+    "Redactor",
     "Ref",
     "RunManifest",
+    "Sink",
     "Store",
+    "StoreUnavailableWarning",
     "TreeInfo",
     "__version__",
     "atomic_write",
     "canonical_json",
     "code_provenance",
+    "current_argv",
     "decode_record",
     "decode_record_as",
     "encode_record",
@@ -110,11 +143,14 @@ __all__ = [
     "hash_file",
     "host_provenance",
     "init_store",
+    "load_json",
     "open_store",
     "parse_digest",
     "read_record",
     "read_record_bytes",
+    "record_run",
     "redact",
+    "sidecar_path",
     "tree_digest",
     "utc_timestamp",
 ]

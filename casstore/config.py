@@ -59,12 +59,20 @@ class TreeSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_bytes: str | int = "1TiB"
 
 
+class RecordSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Environment variables recorded with every run (secret-named ones redacted).
+    env: list[str] = []
+    #: Where a run's objects wait when the store is unreachable (``cas push --spool``).
+    spool: str | None = None
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     store: StoreSection = msgspec.field(default_factory=StoreSection)
     s3: S3Section = msgspec.field(default_factory=S3Section)
     remotes: dict[str, RemoteSection] = msgspec.field(default_factory=dict)
     cache: CacheSection = msgspec.field(default_factory=CacheSection)
     tree: TreeSection = msgspec.field(default_factory=TreeSection)
+    record: RecordSection = msgspec.field(default_factory=RecordSection)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Write the inputs of an example run into a folder: initial messages, agent config,
-MCP config (with a token, to show that it is redacted) and an environment snapshot.
+orchestrator extra args, MCP config (with a token, to show that it is redacted), an
+environment snapshot, and the grader's settings, verifiers and scoring config.
 
     python examples/make_inputs.py OUT [--seed N] [--token TOKEN]
 
@@ -41,6 +42,17 @@ def make_inputs(out: Path, seed: int = 0, token: str = "ghp_exampleTokenNotAReal
         }
     }
     (out / "mcp.json").write_text(json.dumps(mcp, indent=2))
+    (out / "extra_args.json").write_text(json.dumps({"temperature": 0.7}, indent=2))
+    (out / "grading_settings.json").write_text(
+        json.dumps({"llm_judge_model": "fake/judge-1", "llm_judge_temperature": 0}, indent=2)
+    )
+    verifiers = [
+        {"verifier_id": "totals-fixed", "kind": "file_changed", "path": "reports/q3.csv"},
+        {"verifier_id": "summary", "kind": "judge", "rubric": "states the corrected total"},
+        {"verifier_id": "finished", "kind": "finished", "weight": 0.5},
+    ]
+    (out / "verifiers.json").write_text(json.dumps(verifiers, indent=2))
+    (out / "scoring_config.json").write_text(json.dumps({"method": "weighted_mean"}, indent=2))
     words = ["alpha", "beta", "gamma", "delta", "total", "revenue", "cost", "q3", "note"]
     with zipfile.ZipFile(out / "env.zip", "w", zipfile.ZIP_DEFLATED) as z:
         for i in range(40):

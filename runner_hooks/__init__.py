@@ -16,14 +16,20 @@ A grader fetches what it scores, verified, with :func:`fetch_for_grading`, and r
 what it scored with :func:`record_grading`.
 """
 
+from casstore import (
+    MANIFEST_SUFFIX,
+    RecordingWarning,
+    StoreUnavailableWarning,
+    record_run,
+    sidecar_path,
+)
 from runner_hooks.args import (
     ReproducibilityArgsError,
     add_reproducibility_args,
     apply_determinism,
 )
 from runner_hooks.grading import GRADING_SUFFIX, GradingInputs, fetch_for_grading, record_grading
-from runner_hooks.recorder import MANIFEST_SUFFIX, RunRecorder, sidecar_path
-from runner_hooks.sink import RecordingWarning, StoreUnavailableWarning
+from runner_hooks.recorder import RunRecorder
 
 __all__ = [
     "GRADING_SUFFIX",
@@ -37,5 +43,6 @@ __all__ = [
     "apply_determinism",
     "fetch_for_grading",
     "record_grading",
+    "record_run",
     "sidecar_path",
 ]

@@ -57,12 +57,23 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def apply_determinism(
-    args: argparse.Namespace, extra_args: Mapping[str, Any] | None
+    args: argparse.Namespace,
+    extra_args: Mapping[str, Any] | None,
+    *,
+    drop_unsupported: bool = False,
 ) -> dict[str, Any]:
     """The orchestrator's extra args for this run; ``extra_args`` is never modified.
 
     With ``--seed`` the seed is passed; with ``--deterministic`` the temperature is
     also forced to 0. Every other extra arg is kept as given.
+
+    Some providers reject these: with litellm, ``seed`` on Anthropic models and
+    ``temperature=0`` on ``openai/gpt-5`` raise ``UnsupportedParamsError``. With
+    ``drop_unsupported=True`` the extra args also carry ``drop_params: True``, which
+    litellm's ``completion(**extra_args)`` obeys by dropping what the model does not
+    support instead of failing (``litellm.drop_params = True`` does the same for every
+    call). The run's manifest records the extra args as requested, ``drop_params``
+    included, so a reader sees that a seed may not have reached the model.
     """
     _check(args)
     out = copy.deepcopy(dict(extra_args or {}))
@@ -70,4 +81,6 @@ def apply_determinism(
         out["seed"] = args.seed
     if getattr(args, "deterministic", False):
         out["temperature"] = DETERMINISTIC_TEMPERATURE
+    if drop_unsupported and ("seed" in out or "temperature" in out):
+        out["drop_params"] = True
     return out

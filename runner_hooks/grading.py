@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import casstore
-from casstore import GradingRecord, Ref, RunManifest, Store
-from runner_hooks.sink import Sink, Source, write_sidecar
+from casstore import GradingRecord, Ref, RunManifest, Sink, Store
+
+Source = str | os.PathLike[str]
 
 GRADING_SUFFIX = ".grading.json"
 
@@ -30,7 +31,7 @@ def record_grading(
     baseline: str = "initial",
     artifacts: Mapping[str, Source] | None = None,
     strict: bool = False,
-    code_dir: Source = ".",
+    code_root: Source = ".",
 ) -> str:
     """Store a grading record for a run and return its digest.
 
@@ -43,14 +44,31 @@ def record_grading(
     sink = Sink(store, strict=strict)
     run, run_manifest = _run_ref(sink, manifest)
     baseline_ref = run_manifest.snapshot(baseline)
-    code, lock = casstore.code_provenance(code_dir)
+    code, lock = casstore.code_provenance(code_root)
     if lock is not None:
         import msgspec
 
         code = msgspec.structs.replace(code, lock_file=sink.put_file("lock file", lock))
 
+    redactor = casstore.Redactor()
+    loaded = {}
+    for what, value in (
+        ("grading settings", grading_settings),
+        ("verifiers", verifiers),
+        ("eval configs", eval_configs),
+        ("scoring config", scoring_config),
+    ):
+        if value is not None:
+            try:
+                loaded[what] = casstore.load_json(value)
+            except (OSError, ValueError) as exc:
+                sink.skip(what, exc)
+    redacted = redactor.redact_all(loaded)
+
     def json_input(what: str, value: Any) -> Ref | None:
-        return sink.put_json(what, sink.load(what, value))
+        if what not in redacted:
+            return None
+        return sink.put_bytes(what, casstore.canonical_json(redacted[what]))
 
     record = GradingRecord(
         created_at=casstore.utc_timestamp(),
@@ -77,7 +95,8 @@ def record_grading(
         sink.claim_ref("gradings", run_manifest.trajectory_id or "grading", ref.digest)
     grades_path = Path(grades)
     try:
-        write_sidecar(grades_path.with_name(grades_path.stem + GRADING_SUFFIX), data)
+        with casstore.atomic_write(grades_path.with_name(grades_path.stem + GRADING_SUFFIX)) as f:
+            f.write(data)
     except OSError as exc:
         sink.skip("grading sidecar", exc)
     return ref.digest if ref is not None else casstore.hash_bytes(data)

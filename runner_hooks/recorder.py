@@ -1,29 +1,24 @@
-"""Record a run: its parameters, inputs and outputs, by digest, in a run manifest."""
+"""Record a run from inside the runner: its parameters, inputs and outputs, by digest.
+
+A thin layer over :class:`casstore.Recording`. What a runner cannot see (the
+final snapshot an orchestrator takes after it exits) is added by the
+orchestrator: ``cas record --base <this run's sidecar> --snapshot final=...``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 import casstore
 from casstore import Ref, RunManifest, Store
-from runner_hooks.sink import RecordingWarning, Sink, Source, write_sidecar
 
-MANIFEST_SUFFIX = ".manifest.json"
-
-
-def sidecar_path(trajectory: Source) -> Path:
-    """Where the manifest of a run is written: ``trajectory.json`` ->
-    ``trajectory.manifest.json``."""
-    path = Path(trajectory)
-    return path.with_name(path.stem + MANIFEST_SUFFIX)
-
+Source = str | os.PathLike[str]
 
 #: RunRecorder parameter -> attribute of a runner's parsed flags.
 _FROM_ARGS = {
@@ -35,6 +30,13 @@ _FROM_ARGS = {
     "agent_config": "agent_config",
     "initial_messages": "initial_messages",
 }
+#: Flags of archipelago's runner that name input files, recorded as named configs.
+_CONFIG_FLAGS = (
+    "orchestrator_extra_args",
+    "custom_args",
+    "task_custom_fields",
+    "inner_agent_config",
+)
 
 
 class RunRecorder:
@@ -47,9 +49,14 @@ class RunRecorder:
     ...     digest = rec.finish("trajectory.json")
 
     Configs and initial messages may be given as JSON values, JSON strings or
-    paths to JSON files; secrets in them are redacted before anything is hashed.
-    ``store`` is a Store, a URL, or None for ``$CAS_STORE`` / ``store.toml``.
-    Best effort unless ``strict``: see :mod:`runner_hooks.sink`.
+    paths to JSON files; secrets in them are redacted before anything is hashed
+    (:class:`casstore.Redactor`). ``store`` is a Store, a URL, or None for
+    ``$CAS_STORE`` / ``store.toml``. Best effort unless ``strict``: when the store
+    fails, the run goes to the local spool (``cas push --spool``). ``env`` names
+    environment variables to record, beside ``[record] env`` of store.toml.
+    ``code_root`` is the checkout of the runner's code (default: the folder of
+    the module that creates the recorder, not the current folder). ``argv`` is
+    the runner's command line (default: this process's), for ``cas replay``.
     """
 
     def __init__(
@@ -68,47 +75,46 @@ class RunRecorder:
         deterministic: bool = False,
         strict: bool = False,
         record_host: bool = False,
-        code_dir: Source = ".",
+        env: Sequence[str] = (),
+        code_root: Source | None = None,
+        argv: Sequence[str] | None = None,
+        configs: Mapping[str, Any] | None = None,
         runner: str | None = None,
     ) -> None:
-        self._sink = Sink(store, strict=strict)
-        self._fields: dict[str, Any] = {}
-        self._snapshots: dict[str, Ref] = {}
-        self._artifacts: dict[str, Ref] = {}
+        self._recording = casstore.Recording(
+            store=store,
+            strict=strict,
+            env=env,
+            code_root=code_root if code_root is not None else _caller_folder(),
+            argv=argv if argv is not None else casstore.current_argv(),
+            record_host=record_host,
+        )
         self.digest: str | None = None
         #: The ref that keeps the run (``runs/<trajectory id>``), once finished.
         self.ref: str | None = None
         self.manifest: RunManifest | None = None
-
-        config = self._sink.load("agent config", agent_config)
-        if isinstance(config, Mapping):
-            # archipelago's AgentConfig shape: {"agent_config_id", "agent_config_values"}
-            agent_config_id = agent_config_id or str(config.get("agent_config_id", "") or "")
-            if agent_config_values is None and isinstance(
-                config.get("agent_config_values"), Mapping
-            ):
-                agent_config_values = config["agent_config_values"]
-        self._fields.update(
+        #: True when the store was unreachable and the run went to the local spool.
+        self.spooled = False
+        self._recording.params.update(
             runner=runner if runner is not None else _runner(),
             trajectory_id=trajectory_id,
             agent_config_id=agent_config_id or "",
-            agent_config_values=casstore.redact(dict(agent_config_values or {})),
+            agent_config_values=dict(agent_config_values or {}),
             orchestrator_model=orchestrator_model,
-            orchestrator_extra_args=casstore.redact(dict(orchestrator_extra_args or {})),
+            orchestrator_extra_args=dict(orchestrator_extra_args or {}),
             seed=seed,
             deterministic=deterministic,
-            agent_config=self._sink.put_json("agent config", config)
-            if config is not None
-            else None,
-            orchestrator_config=self._put_json("orchestrator config", orchestrator_config),
-            initial_messages=self._put_json("initial messages", initial_messages),
         )
-        code, lock = casstore.code_provenance(code_dir)
-        if lock is not None:
-            code = msgspec.structs.replace(code, lock_file=self._sink.put_file("lock file", lock))
-        self._fields["code"] = code
-        if record_host:
-            self._fields["host"] = casstore.host_provenance()
+        if agent_config is not None:
+            self._recording.set_agent_config(agent_config)
+        for role, value in (
+            ("orchestrator_config", orchestrator_config),
+            ("initial_messages", initial_messages),
+        ):
+            if value is not None:
+                self._recording.set_json(role, value)
+        for name, value in (configs or {}).items():
+            self._recording.add_config(name, value)
 
     @classmethod
     def from_args(
@@ -118,72 +124,53 @@ class RunRecorder:
 
         Reads ``--cas-store``, ``--seed`` and ``--deterministic`` (see
         ``add_reproducibility_args``) and, when the parser has them, archipelago's
-        ``--trajectory-id``, ``--orchestrator-model``, ``--agent-config`` and
-        ``--initial-messages`` (JSON strings or files). ``params`` override any of them;
-        pass the extra args as returned by ``apply_determinism``.
+        ``--trajectory-id``, ``--orchestrator-model``, ``--agent-config``,
+        ``--initial-messages``, and the file-valued ``--orchestrator-extra-args``,
+        ``--custom-args``, ``--task-custom-fields`` and ``--inner-agent-config``
+        (recorded as named configs, so a replay passes them as files again).
+        ``params`` override any of them; pass the extra args as returned by
+        ``apply_determinism``.
         """
         for name, flag in _FROM_ARGS.items():
             if hasattr(args, flag):
                 params.setdefault(name, getattr(args, flag))
+        configs = dict(params.pop("configs", None) or {})
+        for flag in _CONFIG_FLAGS:
+            value = getattr(args, flag, None)
+            if isinstance(value, str) and os.path.isfile(value):
+                configs.setdefault(flag, value)
         params["orchestrator_extra_args"] = orchestrator_extra_args
-        return cls(**params)
-
-    def _put_json(self, what: str, value: Any, *, mcp: bool = False) -> Ref | None:
-        return self._sink.put_json(what, self._sink.load(what, value), mcp=mcp)
+        params.setdefault("code_root", _caller_folder())
+        return cls(configs=configs, **params)
 
     # -- during the run -------------------------------------------------------
 
     def attach_snapshot(self, role: str, source: Source) -> Ref | None:
         """Store a snapshot (folder, zip, tar, tar.gz, tar.zst) as a tree under ``role``."""
-        if not role or not isinstance(role, str):
-            raise ValueError("a snapshot role is a non-empty string ('initial', 'final'...)")
-        ref = self._sink.put_tree(f"{role} snapshot", source)
-        if ref is not None:
-            self._snapshots[role] = ref
-        return ref
+        return self._recording.add_snapshot(role, source)
 
-    def attach_mcp_config(self, config: Any) -> Ref | None:
-        """Store the MCP config (a mapping, JSON string or JSON file), secrets redacted.
+    def attach_mcp_config(self, config: Any) -> None:
+        """The MCP config (a mapping, JSON string or JSON file); ``None``: the run had none."""
+        self._recording.set_json("mcp_config", config)
 
-        ``None`` records that the run had no MCP config."""
-        ref = self._put_json("MCP config", config, mcp=True)
-        self._fields["mcp_config"] = ref
-        return ref
+    def attach_config(self, name: str, config: Any) -> None:
+        """Any other input that moves a score, by name: the effective agent config after
+        the runner's defaults (``"agent_effective"``), custom args, task fields..."""
+        self._recording.add_config(name, config)
 
     def attach_artifact(self, name: str, path: Source) -> Ref | None:
         """Store any other file of the run under ``name``."""
-        ref = self._sink.put_file(f"artifact {name}", path)
-        if ref is not None:
-            self._artifacts[name] = ref
-        return ref
+        return self._recording.add_artifact(name, path)
 
     # -- at the end -----------------------------------------------------------
 
     def finish(self, trajectory_path: Source) -> str:
-        """Store the trajectory and the manifest; write the sidecar; return its digest."""
-        self._fields["trajectory"] = self._sink.put_file("trajectory", trajectory_path)
-        snapshots = dict(self._snapshots)
-        manifest = RunManifest(
-            created_at=casstore.utc_timestamp(),
-            initial_snapshot=snapshots.pop("initial", None),
-            final_snapshot=snapshots.pop("final", None),
-            snapshots=snapshots,
-            artifacts=dict(self._artifacts),
-            **self._fields,
-        )
-        data = casstore.encode_record(manifest)
-        ref = self._sink.put_bytes("run manifest", data)
-        digest = ref.digest if ref is not None else casstore.hash_bytes(data)
-        if ref is not None:
-            # The run is a root: gc keeps it, and everything it references, until the
-            # ref is deleted.
-            self.ref = self._sink.claim_ref("runs", manifest.trajectory_id or "run", digest)
-        try:
-            write_sidecar(sidecar_path(trajectory_path), data)
-        except OSError as exc:
-            self._sink.skip("manifest sidecar", exc)
-        self.manifest, self.digest = manifest, digest
-        return digest
+        """Store the inputs (redacted), the trajectory and the manifest; write the sidecar;
+        claim the run's ref; return the manifest's digest."""
+        recorded = self._recording.finish(trajectory_path)
+        self.digest, self.ref, self.manifest = recorded.digest, recorded.ref, recorded.manifest
+        self.spooled = recorded.spooled
+        return recorded.digest
 
     def __enter__(self) -> RunRecorder:
         return self
@@ -192,7 +179,7 @@ class RunRecorder:
         if exc_type is None and self.digest is None:
             warnings.warn(
                 "casstore: the run ended without RunRecorder.finish(); no manifest recorded",
-                RecordingWarning,
+                casstore.RecordingWarning,
                 stacklevel=2,
             )
 
@@ -204,3 +191,22 @@ def _runner() -> str:
         relative = os.path.relpath(program)
         program = program if relative.startswith("..") else relative
     return program.replace(os.sep, "/")
+
+
+def _caller_folder() -> Path | None:
+    """Where the runner's code lives: the folder its first module outside runner_hooks on
+    the stack is imported from (``agents`` for ``agents/runner/main.py`` run as
+    ``python -m runner.main``), or that module's folder when run as a script."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for frame in inspect.stack()[1:]:
+        name = frame.filename
+        if name.startswith("<") or os.path.dirname(os.path.abspath(name)) == here:
+            continue
+        path = Path(name).resolve()
+        spec = frame.frame.f_globals.get("__spec__")
+        module = getattr(spec, "name", "") or ""
+        levels = module.count(".") + (path.name == "__init__.py")
+        if module and levels < len(path.parents):
+            return path.parents[levels]
+        return path.parent
+    return None

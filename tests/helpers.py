@@ -47,14 +47,14 @@ def run_example(
     extra_args: str = '{"temperature": 0.7}',
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``examples/runner.py`` in a subprocess, as a runner would be run."""
+    """Run ``examples/simple_runner.py`` in a subprocess, as a runner would be run."""
     full_env = {k: v for k, v in os.environ.items() if k != "CAS_STORE"}
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.update(env or {})
     return subprocess.run(
         [
             sys.executable,
-            str(EXAMPLES / "runner.py"),
+            str(EXAMPLES / "simple_runner.py"),
             "--trajectory-id",
             trajectory_id,
             "--initial-messages",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,14 @@ def test_demo_runs_and_shows_each_step(tmp_path: Path) -> None:
     assert "MISMATCH final_snapshot" in out and "M reports/q3.csv" in out
     assert "ghp_" not in out and '"GITHUB_TOKEN":"<redacted>"' in out
     assert "mcp_config: mcpServers.github.env.GITHUB_TOKEN" in out
+    # Each orchestrated run was recorded whole and graded.
+    assert re.search(r"runs/team-a-1 .* score \d", out) and "runs/team-a-2" in out
+    for role in ("initial_snapshot", "final_snapshot", "mcp_config", "config:agent_effective"):
+        assert re.search(rf"^  {role}: +ok", out, re.M), role
+    # The replay, run as printed and recorded as the orchestrator records, reproduced
+    # the run: every input, parameter, snapshot and output the same.
     replayed = out.split("team_b cas diff")[1].split("==")[0]
-    assert "final_snapshot" not in replayed and 'trajectory_id: "team-a-1"' in replayed
-    assert "initial_snapshot: corrupt" in out and "trajectory:       ok" in out
+    assert "no differences" in replayed
+    assert re.search(r"^  initial_snapshot: +corrupt", out, re.M)
+    assert re.search(r"^  trajectory: +ok", out, re.M)
+    assert done.stderr == "", done.stderr

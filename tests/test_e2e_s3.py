@@ -72,12 +72,17 @@ def test_two_teams_share_runs_through_a_bucket(s3_server: S3Server, tmp_path: Pa
 
     # Replay run A and run the printed command: a deterministic run repeats exactly.
     plan = _cas_json("replay", run_a, "--into", str(team_b / "replay"), cwd=team_b)
-    command = list(plan["command"])
-    assert command[0] == "python"
+    command = plan["command_line"]
+    # Replayed outside the runner's checkout: the command names the script from it.
+    assert command.startswith('python "${CODE_ROOT}"/examples/simple_runner.py ')
     redone = subprocess.run(
-        [sys.executable, *command[1:]],
+        ["bash", "-c", command],
         cwd=team_b,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(ROOT),
+            "CODE_ROOT": str(ROOT),
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=300,

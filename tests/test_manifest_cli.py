@@ -29,7 +29,7 @@ def _record(store: Store, folder: Path, inputs: Path, *, mcp: Any = None, **para
         "seed": 1,
         "deterministic": True,
     }
-    with RunRecorder(store=store, code_dir=folder, **{**defaults, **params}) as recorder:
+    with RunRecorder(store=store, code_root=folder, **{**defaults, **params}) as recorder:
         recorder.attach_snapshot("initial", inputs / "env.zip")
         recorder.attach_mcp_config(mcp if mcp is not None else inputs / "mcp.json")
         return recorder.finish(trajectory)

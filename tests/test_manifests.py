@@ -19,7 +19,7 @@ from casstore.format.manifest import (
     encode,
 )
 from casstore.graph.closure import walk
-from casstore.runs.redaction import MARKER, is_secret_key, redacted_paths
+from casstore.runs.redaction import MARKER, Redactor, is_secret_key, redacted_paths
 from casstore.store.objects import Store
 
 D1 = "blake3:" + "1" * 64
@@ -42,7 +42,7 @@ def _manifest(**changes: object) -> RunManifest:
 
 
 # Pinned: a change to these bytes is a change of the manifest format (docs/FORMAT.md).
-GOLDEN_MANIFEST = (
+GOLDEN_MANIFEST_1_0 = (
     b'{"casstore":"run-manifest","schema_version":"1.0","created_at":"2026-11-24T12:00:00Z",'
     b'"code":{"git_sha":"","git_dirty":null,"python_version":"","casstore_version":"",'
     b'"lock_file_name":"","lock_file":null},"runner":"","trajectory_id":"t1","agent_config_id":"",'
@@ -55,6 +55,11 @@ GOLDEN_MANIFEST = (
     + D2.encode()
     + b'","size":20},"snapshots":{},"artifacts":{},"host":null}'
 )
+#: Schema 1.1 appends what a replay and a diff need; everything before is 1.0's.
+GOLDEN_MANIFEST = (
+    GOLDEN_MANIFEST_1_0[:-1].replace(b'"1.0"', b'"1.1"')
+    + b',"invocation":null,"configs":{},"environment":{},"packages":null}'
+)
 
 
 def test_manifest_encoding_is_canonical_and_pinned() -> None:
@@ -64,6 +69,45 @@ def test_manifest_encoding_is_canonical_and_pinned() -> None:
     assert encode(shuffled) == GOLDEN_MANIFEST
     assert decode(GOLDEN_MANIFEST) == _manifest()
     assert encode(_manifest(seed=8)) != GOLDEN_MANIFEST
+
+
+def test_schema_1_0_manifests_still_read() -> None:
+    """Runs recorded before 1.1 read with the new fields empty, and keep their digest
+    (the stored bytes are never rewritten)."""
+    old = decode(GOLDEN_MANIFEST_1_0)
+    assert isinstance(old, RunManifest)
+    assert old.schema_version == "1.0"
+    assert old.invocation is None and old.configs == {} and old.packages is None
+    assert msgspec.structs.replace(old, schema_version="1.1") == _manifest()
+
+
+def test_schema_1_1_fields_are_pinned() -> None:
+    from casstore.format.manifest import Invocation
+
+    run = _manifest(
+        invocation=Invocation(
+            program=["python", "-m", "runner.main"],
+            cwd="agents",
+            args=["--agent-config", "a.json", "--mcp-gateway-url", "http://x"],
+            files={"1": "agent_config"},
+            placeholders={"3": "MCP_GATEWAY_URL"},
+        ),
+        configs={"agent_effective": Ref(D1, 3)},
+        environment={"AGENT_TIMEOUT_SECONDS": "600"},
+        packages=Ref(D2, 4),
+    )
+    data = encode(run)
+    assert data.endswith(
+        b'"invocation":{"program":["python","-m","runner.main"],"cwd":"agents",'
+        b'"args":["--agent-config","a.json","--mcp-gateway-url","http://x"],'
+        b'"files":{"1":"agent_config"},"placeholders":{"3":"MCP_GATEWAY_URL"}},'
+        b'"configs":{"agent_effective":{"digest":"' + D1.encode() + b'","size":3}},'
+        b'"environment":{"AGENT_TIMEOUT_SECONDS":"600"},'
+        b'"packages":{"digest":"' + D2.encode() + b'","size":4}}'
+    )
+    assert decode(data) == run
+    assert run.roles()["config:agent_effective"] == Ref(D1, 3)
+    assert run.roles()["packages"] == Ref(D2, 4)
 
 
 def test_newer_minor_version_is_read_and_its_new_fields_ignored() -> None:
@@ -79,7 +123,7 @@ def test_newer_minor_version_is_read_and_its_new_fields_ignored() -> None:
 
 @pytest.mark.parametrize("version", ["2.0", "0.3", "10.1"])
 def test_unknown_major_version_is_refused_by_name(version: str) -> None:
-    data = GOLDEN_MANIFEST.replace(b'"1.0"', f'"{version}"'.encode())
+    data = GOLDEN_MANIFEST_1_0.replace(b'"1.0"', f'"{version}"'.encode())
     with pytest.raises(ManifestError, match=rf"schema version {version}\b"):
         decode(data, "m.json")
 
@@ -91,7 +135,7 @@ def test_unknown_major_version_is_refused_by_name(version: str) -> None:
         (b"hello", "not a casstore record"),
         (GOLDEN_MANIFEST.replace(b'"seed":7,"det', b'"seed":"7","det'), "malformed"),
         (GOLDEN_MANIFEST[:-5], "malformed"),
-        (GOLDEN_MANIFEST.replace(b'"1.0"', b'"one"'), "MAJOR.MINOR"),
+        (GOLDEN_MANIFEST_1_0.replace(b'"1.0"', b'"one"'), "MAJOR.MINOR"),
     ],
 )
 def test_bad_records_raise_manifest_error(data: bytes, message: str) -> None:
@@ -156,26 +200,41 @@ def test_canonical_json_ignores_key_order_and_whitespace() -> None:
     assert hash_bytes(canonical_json(changed)) != reference
 
 
-def test_mcp_redaction_covers_env_headers_auth_and_secret_flags() -> None:
-    redacted = redact(MCP, mcp=True)
+def test_mcp_redaction_replaces_only_the_secrets() -> None:
+    """Secret-named keys, secret flags' values and secret-shaped values go; every other
+    setting stays verbatim, so a changed non-secret setting changes the digest."""
+    config = json.loads(json.dumps(MCP))
+    config["mcpServers"]["github"]["env"]["APP_FS_ROOT"] = "/srv/fs"
+    redacted = redact(config)
     text = json.dumps(redacted)
-    for secret in ("t0k3n", "abcdefghijkl", "s3cr3t", "cid", "tok-123456789"):
+    for secret in ("t0k3n", "abcdefghijkl", "s3cr3t", "tok-123456789"):
         assert secret not in text
     github = redacted["mcpServers"]["github"]
-    assert github["env"] == {"GITHUB_TOKEN": MARKER, "RETRIES": MARKER}
+    assert github["env"] == {"GITHUB_TOKEN": MARKER, "RETRIES": 3, "APP_FS_ROOT": "/srv/fs"}
     assert github["args"] == ["--read-only", "--token", MARKER, "--level=3"]
-    assert redacted["mcpServers"]["search"]["url"] == "https://search.example/mcp"
-    assert redacted["mcpServers"]["search"]["timeout"] == 30
+    assert github["headers"] == {"Authorization": MARKER}
+    search = redacted["mcpServers"]["search"]
+    assert search["url"] == "https://search.example/mcp" and search["timeout"] == 30
+    # An OAuth client id is an identifier, not a secret; its secret is.
+    assert search["auth"] == {"type": "oauth", "client": {"id": "cid", "secret": MARKER}}
     assert sorted(redacted_paths(redacted)) == [
         "mcpServers.github.args[2]",
         "mcpServers.github.env.GITHUB_TOKEN",
-        "mcpServers.github.env.RETRIES",
         "mcpServers.github.headers.Authorization",
-        "mcpServers.search.auth.client.id",
         "mcpServers.search.auth.client.secret",
-        "mcpServers.search.auth.type",
     ]
     assert MCP["mcpServers"]["github"]["env"]["GITHUB_TOKEN"] == "t0k3n"  # not modified
+    other = json.loads(json.dumps(config))
+    other["mcpServers"]["github"]["env"]["APP_FS_ROOT"] = "/srv/other"
+    assert canonical_json(redact(other)) != canonical_json(redacted)
+    other = json.loads(json.dumps(config))
+    other["mcpServers"]["github"]["env"]["GITHUB_TOKEN"] = "another-token"
+    assert canonical_json(redact(other)) == canonical_json(redacted)
+
+
+def test_references_to_secrets_are_kept() -> None:
+    value = {"env": {"OPENAI_API_KEY": "${OPENAI_API_KEY}", "GITHUB_TOKEN": "$GH"}}
+    assert redact(value) == value
 
 
 @pytest.mark.parametrize(
@@ -196,6 +255,31 @@ def test_lookalike_keys_are_kept(key: str) -> None:
     assert redact({key: "value"}) == {key: "value"}
 
 
-def test_credential_shaped_values_are_redacted_anywhere() -> None:
-    value = {"note": "sk-abcdefghijklmnopqrstuvwx", "ok": "skip-this", "h": "Bearer 0123456789"}
-    assert redact(value) == {"note": MARKER, "ok": "skip-this", "h": MARKER}
+def test_credential_shaped_values_are_redacted_where_they_stand() -> None:
+    value = {
+        "note": "use sk-abcdefghijklmnopqrstuvwx here",
+        "ok": "skip-this",
+        "h": "Bearer 0123456789",
+        "talk": "Bearer of bad news",
+    }
+    assert redact(value) == {
+        "note": f"use {MARKER} here",
+        "ok": "skip-this",
+        "h": f"Bearer {MARKER}",
+        "talk": "Bearer of bad news",
+    }
+
+
+def test_a_secret_found_once_is_redacted_everywhere() -> None:
+    redactor = Redactor()
+    out = redactor.redact_all(
+        {
+            "mcp_config": {"env": {"SERVICE_PASSWORD": "hunter2hunter2"}},
+            "initial_messages": [{"content": "the password is hunter2hunter2"}],
+        }
+    )
+    assert out["initial_messages"][0]["content"] == f"the password is {MARKER}"
+    assert redactor.leaks(b"...hunter2hunter2...") == ["mcp_config.env.SERVICE_PASSWORD"]
+    # Found across the boundary of two pieces of a stream.
+    assert redactor.scan([b"xx hunter2h", b"unter2 yy"]) == ["mcp_config.env.SERVICE_PASSWORD"]
+    assert redactor.scan([b"nothing here"]) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -43,8 +45,23 @@ def recorded(tmp_path: Path, local_store: Store) -> tuple[str, RunManifest, Path
         initial_messages=inputs / "messages.json",
         seed=5,
         deterministic=True,
-        code_dir=tmp_path,
-        runner="examples/runner.py",
+        code_root=tmp_path,
+        runner="examples/simple_runner.py",
+        argv=[
+            sys.executable,
+            str(tmp_path / "examples" / "simple_runner.py"),  # in the code's checkout
+            "--agent-config",
+            str(inputs / "agent_config.json"),
+            "--initial-messages",
+            str(inputs / "messages.json"),
+            "--orchestrator-model",
+            "fake/echo-1",
+            "--api-key",
+            TOKEN,
+            "--seed",
+            "5",
+            "--deterministic",
+        ],
     ) as recorder:
         recorder.attach_snapshot("initial", inputs / "env.zip")
         recorder.attach_mcp_config(inputs / "mcp.json")
@@ -178,8 +195,14 @@ def test_replay_materialises_verified_inputs_and_the_command(
     assert mcp["mcpServers"]["github"]["env"]["GITHUB_TOKEN"] == "<redacted>"
     assert "mcp_config: mcpServers.github.env.GITHUB_TOKEN" in plan["variables_to_supply"]
     assert "parameters: orchestrator_extra_args.api_key" in plan["variables_to_supply"]
-    command = plan["command"]
-    assert command[:2] == ["python", "examples/runner.py"]
+    command = shlex.split(plan["command_line"])
+    # Run from outside its checkout: the script is named from the checkout's root.
+    assert command[:2] == ["python", "${CODE_ROOT}/examples/simple_runner.py"]
+    assert "$CODE_ROOT" in " ".join(plan["variables_to_supply"])
+    # Recorded input files are passed as their copies; the secret is a placeholder.
+    assert command[command.index("--agent-config") + 1] == str(into / "agent_config.json")
+    assert command[command.index("--initial-messages") + 1] == str(into / "initial_messages.json")
+    assert command[command.index("--api-key") + 1] == "${API_KEY}" and TOKEN not in out.out
     assert command[command.index("--seed") + 1] == "5" and "--deterministic" in command
     assert command[command.index("--orchestrator-model") + 1] == "fake/echo-1"
     assert plan["command_line"] in out.out

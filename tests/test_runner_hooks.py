@@ -122,6 +122,7 @@ def test_example_runner_records_a_complete_manifest(
         "initial_snapshot",
         "final_snapshot",
         "trajectory",
+        "packages",
     }
     for stored in [*_all_stored_bytes(local_store), data]:
         assert TOKEN.encode() not in stored
@@ -129,7 +130,7 @@ def test_example_runner_records_a_complete_manifest(
 
 
 def test_runner_integration_is_under_15_lines() -> None:
-    lines = (EXAMPLES / "runner.py").read_text().splitlines()
+    lines = (EXAMPLES / "simple_runner.py").read_text().splitlines()
     assert 0 < sum(line.rstrip().endswith("# casstore") for line in lines) < 15
 
 
@@ -160,7 +161,7 @@ def _record(store: object, tmp_path: Path, inputs: Path, **kwargs: object) -> Ru
         orchestrator_model="m",
         orchestrator_extra_args={"temperature": 0.2, "headers": {"x-api-key": TOKEN}},
         initial_messages=str(inputs / "messages.json"),
-        code_dir=tmp_path,
+        code_root=tmp_path,
         **kwargs,  # type: ignore[arg-type]
     )
     recorder.attach_snapshot("initial", inputs / "env.zip")
@@ -253,14 +254,14 @@ def test_store_failing_mid_run_costs_one_warning(
 def test_unreadable_input_is_recorded_absent_with_a_warning(
     tmp_path: Path, inputs: Path, local_store: Store
 ) -> None:
-    recorder = RunRecorder(store=local_store, code_dir=tmp_path)
+    recorder = RunRecorder(store=local_store, code_root=tmp_path)
     with pytest.warns(RecordingWarning, match="final snapshot not recorded"):
         assert recorder.attach_snapshot("final", tmp_path / "missing.zip") is None
     trajectory = tmp_path / "t.json"
     trajectory.write_text("{}")
     recorder.finish(trajectory)
     assert recorder.manifest is not None and recorder.manifest.final_snapshot is None
-    strict = RunRecorder(store=local_store, code_dir=tmp_path, strict=True)
+    strict = RunRecorder(store=local_store, code_root=tmp_path, strict=True)
     with pytest.raises(casstore.CasError, match="No such file"):
         strict.attach_snapshot("final", tmp_path / "missing.zip")
 
@@ -270,7 +271,7 @@ def test_other_snapshot_roles_and_context_manager(
 ) -> None:
     trajectory = tmp_path / "t.json"
     trajectory.write_text("{}")
-    with RunRecorder(store=local_store, code_dir=tmp_path) as recorder:
+    with RunRecorder(store=local_store, code_root=tmp_path) as recorder:
         recorder.attach_snapshot("after_setup", inputs / "env.zip")
         digest = recorder.finish(trajectory)
     run = decode_as(RunManifest, local_store.get_bytes(digest))
@@ -278,7 +279,7 @@ def test_other_snapshot_roles_and_context_manager(
     assert run.snapshot("after_setup") is not None and run.snapshot("initial") is None
     with (
         pytest.warns(RecordingWarning, match="without RunRecorder.finish"),
-        RunRecorder(store=local_store, code_dir=tmp_path),
+        RunRecorder(store=local_store, code_root=tmp_path),
     ):
         pass
 
@@ -300,7 +301,7 @@ def test_record_grading(tmp_path: Path, inputs: Path, local_store: Store) -> Non
         grading_settings={"judge_model": "judge-1", "api_key": TOKEN},
         verifiers=[{"name": "totals", "kind": "exact"}],
         scoring_config={"aggregate": "mean"},
-        code_dir=tmp_path,
+        code_root=tmp_path,
     )
     record = decode(local_store.get_bytes(digest))
     assert isinstance(record, GradingRecord)
@@ -328,7 +329,7 @@ def test_a_json_file_holding_a_string_is_read_once(tmp_path: Path, local_store: 
     trajectory.write_text("{}")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        recorder = RunRecorder(store=local_store, initial_messages=prompt, code_dir=tmp_path)
+        recorder = RunRecorder(store=local_store, initial_messages=prompt, code_root=tmp_path)
         recorder.finish(trajectory)
     assert recorder.manifest is not None and recorder.manifest.initial_messages is not None
     stored = local_store.get_bytes(recorder.manifest.initial_messages.digest)

@@ -39,6 +39,41 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    from casstore.config import ENV_STORE, find_config, load_config
+
+    store = open_from_args(args)
+    if args.url:
+        # For scripts: `export CAS_STORE=$(cas info --url)` makes every process that a
+        # script starts, wherever it runs, use this store.
+        print(store.url)
+        return EXIT_OK
+    config = find_config()
+    if args.store:
+        chosen = "--store"
+    elif os.environ.get(ENV_STORE):
+        chosen = f"${ENV_STORE}"
+    elif config is not None and load_config(config).file.store.url:
+        chosen = f"[store] url of {config}"
+    else:
+        chosen = f"the embedded store beside {config}"
+    facts = {
+        "url": store.url,
+        "chosen_by": chosen,
+        "config": str(config) if config else None,
+        "format": store.format_version,
+        "read_only": store.read_only,
+    }
+    if args.json:
+        print_json(facts)
+        return EXIT_OK
+    print(f"store:     {store.url}")
+    print(f"chosen by: {chosen}")
+    print(f"format:    {store.format_version}")
+    print(f"writable:  {'no (read-only)' if store.read_only else 'yes'}")
+    return EXIT_OK
+
+
 STORE_TOML_TEMPLATE = """\
 # casstore configuration: see the README.
 [store]
@@ -254,6 +289,10 @@ def register(add: Adder) -> None:
     p.add_argument(
         "--create-bucket", action="store_true", help="for s3:// URLs: create the bucket too"
     )
+
+    p = add("info", cmd_info, "say which store is in use, and how it was chosen")
+    p.add_argument("--url", action="store_true", help="print only its URL")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = add("put", cmd_put, "store files (or - for stdin) and print their digests")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files to store; - reads stdin")

@@ -132,6 +132,7 @@ def _diff_runs(args: argparse.Namespace, store: Callable[[], Store], a: str, b: 
                     role: _tree_diff_json(tree) for role, tree in result.snapshots.items()
                 },
                 "unavailable": result.unavailable,
+                "same_value": result.same_value,
             }
         )
         return EXIT_OK
@@ -149,6 +150,8 @@ def _diff_runs(args: argparse.Namespace, store: Callable[[], Store], a: str, b: 
             print_tree_diff(result.snapshots[role], indent="  ", limit=20)
         if role in result.unavailable:
             print(f"  (contents not compared: {result.unavailable[role]})")
+        if role in result.same_value:
+            print("  (the same JSON value: only key order or whitespace differ)")
     return EXIT_OK
 
 
@@ -211,12 +214,23 @@ def _show_run(digest: str, run: Any, store: Store | None) -> None:
         ("agent config", run.agent_config_id),
         ("config values", json.dumps(run.agent_config_values, sort_keys=True)),
     ]
+    if run.invocation is not None:
+        import shlex
+
+        from casstore.cli.output import escape
+
+        command = shlex.join([*run.invocation.program, *run.invocation.args])
+        where = f" (in {run.invocation.cwd})" if run.invocation.cwd else ""
+        rows.append(("command", escape(command) + where))
+    rows += [(name, value) for name, value in sorted(run.environment.items())]
     for label, value in rows:
         print(f"  {label:13} {value}")
     print("inputs and outputs:")
     roles = run.roles()
-    for name in (*REF_FIELDS, *[r for r in roles if r not in REF_FIELDS]):
-        _show_ref(name, roles.get(name), store, snapshot=name.endswith("_snapshot"))
+    names = (*REF_FIELDS, *[r for r in roles if r not in REF_FIELDS])
+    width = max(20, *map(len, names))
+    for name in names:
+        _show_ref(name, roles.get(name), store, snapshot=name.endswith("_snapshot"), width=width)
 
 
 def _show_grading(digest: str, grading: Any, store: Store | None) -> None:
@@ -229,11 +243,13 @@ def _show_grading(digest: str, grading: Any, store: Store | None) -> None:
         _show_ref(name, ref, store, snapshot=name.endswith("_snapshot"))
 
 
-def _show_ref(name: str, ref: Any, store: Store | None, *, snapshot: bool = False) -> None:
+def _show_ref(
+    name: str, ref: Any, store: Store | None, *, snapshot: bool = False, width: int = 20
+) -> None:
     from casstore.cli.progress import human_bytes
 
     if ref is None:
-        print(f"  {name:20} (absent)")
+        print(f"  {name:{width}} (absent)")
         return
     size = human_bytes(ref.size)
     if snapshot:
@@ -249,7 +265,7 @@ def _show_ref(name: str, ref: Any, store: Store | None, *, snapshot: bool = Fals
             else:
                 if info.file_bytes is not None:
                     size = f"{info.files} files, {human_bytes(info.file_bytes)}"
-    print(f"  {name:20} {ref.digest}  {size}")
+    print(f"  {name:{width}} {ref.digest}  {size}")
 
 
 def _entry_size(entry: Any, human: Callable[[float], str]) -> str:

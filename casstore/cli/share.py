@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from casstore.cli.common import (
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    import shlex
-
     from casstore.format.manifest import RunManifest
     from casstore.runs.records import read_record
     from casstore.runs.replay import PLAN_FILE, replay
@@ -40,15 +39,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print_json(plan.as_json())
         return EXIT_OK
     print(f"run {digest}: every input fetched and verified into {plan.folder}")
+    width = max(map(len, plan.files), default=0)
     for role, path in plan.files.items():
-        print(f"  {role:22} {path}")
+        print(f"  {role:{width}}  {path}")
     if plan.variables:
-        print("values redacted when the run was recorded; supply them before running:")
+        print("values to supply before running (redacted, or of the recording machine):")
         for variable in plan.variables:
             print(f"  {variable}")
     print(f"wrote {plan.folder / PLAN_FILE}")
     print("run it again with:")
-    print(f"  {shlex.join(plan.command)}")
+    print(f"  {plan.command_line}")
     return EXIT_OK
 
 
@@ -191,7 +191,50 @@ def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> in
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    if args.spool:
+        return _push_spool(args)
+    if not args.to:
+        raise UsageError("cas push needs --to REMOTE (or --spool)")
     return _transfer(args, open_from_args(args), _other_store(args, args.to), "push")
+
+
+def _push_spool(args: argparse.Namespace) -> int:
+    """Runs recorded while their store was unreachable, sent to it now."""
+    from casstore.cli.progress import human_bytes
+    from casstore.graph.transfer import TransferResult
+    from casstore.runs.spool import Pending, configured_spool, push_spooled
+    from casstore.store.open import open_store
+
+    if args.digests or args.refs:
+        raise UsageError("cas push --spool sends every spooled run: give no DIGEST or --refs")
+    path = configured_spool() if args.spool is True else Path(args.spool)
+    if not (path / "casstore.json").exists():
+        print(f"nothing spooled: {path} holds no spool")
+        return EXIT_OK
+    spool = open_store(str(path), cache=False)
+    pushed: list[dict[str, object]] = []
+
+    def on_run(entry: Pending, to: str, result: TransferResult, ref: str | None) -> None:
+        pushed.append({"run": entry.run, "to": to, "ref": ref, "copied": result.copied})
+        if not args.json:
+            print(
+                f"{entry.run}  {ref or '(no ref)'} -> {to}: {result.copied} objects "
+                f"({human_bytes(result.copied_bytes)}) sent, {result.present} already there"
+            )
+
+    with progress("push", None, unit="objects") as bar:
+        count = push_spooled(
+            spool,
+            lambda url: _other_store(args, url),
+            to=args.to,
+            on_run=on_run,
+            on_object=lambda _size: bar(1),
+        )
+    if args.json:
+        print_json({"spool": str(path), "pushed": pushed})
+    elif count == 0:
+        print(f"nothing spooled: no run waits in {path}")
+    return EXIT_OK
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -237,7 +280,16 @@ def register(add: Adder) -> None:
         "--refs", action="append", default=[], metavar="PATTERN", help="push refs: runs/*"
     )
     p.add_argument("--force", action="store_true", help="move refs that name other objects there")
-    p.add_argument("--to", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL")
+    p.add_argument("--to", metavar="REMOTE", help="a [remotes.NAME] or a URL")
+    p.add_argument(
+        "--spool",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="DIR",
+        help="send the runs recorded while their store was unreachable (from [record] spool, "
+        "or DIR) to that store, or to --to",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
 

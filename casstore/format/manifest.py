@@ -18,8 +18,13 @@ import msgspec
 from casstore.errors import ManifestError
 from casstore.format.records import GRADING_KIND, RUN_KIND, record_kind
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 added what a replay and a diff need: how the runner was invoked, named configs,
+#: environment settings and installed packages. A 1.0 manifest reads as a 1.1 one
+#: with those fields empty.
+SCHEMA_VERSION = "1.1"
 _READABLE_MAJOR = 1
+#: The artifact of a run an orchestrator completed that holds the runner's own manifest.
+RUNNER_MANIFEST = "runner_manifest"
 
 
 class Ref(msgspec.Struct, frozen=True):
@@ -48,6 +53,24 @@ class Host(msgspec.Struct, frozen=True, kw_only=True):
     platform: str = ""
     machine: str = ""
     cpu_count: int = 0
+
+
+class Invocation(msgspec.Struct, frozen=True, kw_only=True):
+    """How the runner was started, so a replay can start it again (schema 1.1)."""
+
+    #: The program before the arguments: ``["python", "-m", "runner.main"]``, or a script.
+    program: list[str] = []
+    #: The folder it ran in, relative to the checkout of its code (``agents``); empty when
+    #: outside it.
+    cwd: str = ""
+    #: Its arguments, secrets redacted.
+    args: list[str] = []
+    #: Argument index -> the role of the input file the manifest holds there: a replay
+    #: writes that input and passes its path.
+    files: dict[str, str] = {}
+    #: Argument index -> the name of a value to supply at replay (a redacted secret, a URL
+    #: of the recording machine's services).
+    placeholders: dict[str, str] = {}
 
 
 class RunManifest(msgspec.Struct, frozen=True, kw_only=True, tag_field="casstore", tag=RUN_KIND):
@@ -85,6 +108,15 @@ class RunManifest(msgspec.Struct, frozen=True, kw_only=True, tag_field="casstore
     #: Any other named artifact.
     artifacts: dict[str, Ref] = {}
     host: Host | None = None
+    # 1.1
+    invocation: Invocation | None = None
+    #: Other inputs, by name, canonical JSON with secrets redacted (the effective agent
+    #: config, custom args, task fields...).
+    configs: dict[str, Ref] = {}
+    #: Environment settings that change behaviour (listed at recording), secrets redacted.
+    environment: dict[str, str] = {}
+    #: The recording interpreter's installed distributions: canonical JSON of name: version.
+    packages: Ref | None = None
 
     def snapshot(self, role: str) -> Ref | None:
         if role == "initial":
@@ -103,6 +135,9 @@ class RunManifest(msgspec.Struct, frozen=True, kw_only=True, tag_field="casstore
         if self.code.lock_file is not None:
             out["lock_file"] = self.code.lock_file
         out.update({f"{role}_snapshot": ref for role, ref in self.snapshots.items()})
+        out.update({f"config:{name}": ref for name, ref in self.configs.items()})
+        if self.packages is not None:
+            out["packages"] = self.packages
         out.update({f"artifact:{name}": ref for name, ref in self.artifacts.items()})
         return out
 

@@ -70,17 +70,23 @@ def transfer(
     on_plan: Callable[[int], None] | None = None,
     refs: Mapping[str, str] | None = None,
     force_refs: bool = False,
+    absent_ok: bool = False,
 ) -> TransferResult:
     """Copy the closure of ``roots`` (and of the digests ``refs`` name) from ``src`` to
     ``dst``, then the ``refs`` themselves, so the copy is a root there too.
 
     A ref that names another object at the destination is left alone and
-    reported, unless ``force_refs``. ``on_plan`` is told how many objects will
+    reported, unless ``force_refs``. With ``absent_ok``, objects ``src`` lacks are
+    fine when ``dst`` has them (a spool holds only what its store did not take).
+    ``on_plan`` is told how many objects will
     be copied; ``on_object`` is called with each copied object's size.
     """
     refs = dict(refs or {})
     roots = list(dict.fromkeys([*roots, *refs.values()]))
     closure = walk(src, roots)
+    if absent_ok and closure.missing:
+        elsewhere = set(dst.missing(list(closure.missing), live=True))
+        closure.missing = {d: p for d, p in closure.missing.items() if d in elsewhere}
     closure.require_complete(src.url)
     absent = set(dst.missing(closure.order, live=True))
     result = TransferResult(list(roots), present=len(closure.order) - len(absent))

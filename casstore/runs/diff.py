@@ -1,8 +1,10 @@
 """Why two runs differ: their manifests compared input by input.
 
-Parameters and code provenance field by field; JSON inputs (agent and
-orchestrator configs, initial messages, MCP config) key by key; snapshots
-file by file (a tree diff); outputs by digest.
+Parameters, code provenance, the runner's invocation and environment settings
+field by field; JSON inputs (agent and orchestrator configs, initial messages,
+MCP config, named configs) key by key; installed packages package by package; snapshots
+file by file (a tree diff); outputs by digest, and key by key when they are JSON
+(a replay's trajectory often holds the same value written with keys in another order).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from casstore.errors import CasError
-from casstore.format.manifest import Ref, RunManifest
+from casstore.format.manifest import RUNNER_MANIFEST, Invocation, Ref, RunManifest
 from casstore.trees.diff import TreeDiff, diff_trees
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class ManifestDiff:
     snapshots: dict[str, TreeDiff] = field(default_factory=dict)
     #: Input role -> why its content could not be compared (not in the store...).
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: Roles whose bytes differ while their JSON values are equal (key order, whitespace).
+    same_value: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.differences or self.snapshots)
@@ -119,16 +123,42 @@ def diff_manifests(store: Store | None, a: RunManifest, b: RunManifest) -> Manif
     if a.host is not None and b.host is not None:
         host_a, host_b = msgspec.to_builtins(a.host), msgspec.to_builtins(b.host)
         result.differences += diff_values("host", host_a, host_b)
+    if a.invocation is not None or b.invocation is not None:
+        inv_a, inv_b = _invocation(a.invocation), _invocation(b.invocation)
+        result.differences += diff_values("invocation", inv_a, inv_b)
+    result.differences += diff_values("environment", a.environment, b.environment)
     for name in JSON_INPUTS:
         _diff_json_input(store, result, name, getattr(a, name), getattr(b, name))
+    for name in sorted(a.configs.keys() | b.configs.keys()):
+        role = f"config:{name}"
+        _diff_json_input(store, result, role, a.configs.get(name), b.configs.get(name))
+    # Installed distributions, package by package (``numpy: "2.1.0" -> "2.1.3"``).
+    _diff_json_input(store, result, "packages", a.packages, b.packages)
     roles = ["initial", "final", *sorted(a.snapshots.keys() | b.snapshots.keys())]
     for role in roles:
         _diff_snapshot(store, result, f"{role}_snapshot", a.snapshot(role), b.snapshot(role))
     for name in OUTPUTS:
-        _diff_ref(result, name, getattr(a, name), getattr(b, name))
+        _diff_json_input(store, result, name, getattr(a, name), getattr(b, name))
     for name in sorted(a.artifacts.keys() | b.artifacts.keys()):
+        if name == RUNNER_MANIFEST:
+            continue  # merged into the run it completes, which is compared field by field
         _diff_ref(result, f"artifact:{name}", a.artifacts.get(name), b.artifacts.get(name))
     return result
+
+
+def _invocation(invocation: Invocation | None) -> Any:
+    """An invocation as compared: input files by role (their contents are compared as
+    inputs; where they lay is no difference), placeholders by name."""
+    if invocation is None:
+        return None
+    args = list(invocation.args)
+    for index, role in invocation.files.items():
+        flag, eq, _ = args[int(index)].partition("=")
+        args[int(index)] = f"{flag}=<{role}>" if eq and flag.startswith("-") else f"<{role}>"
+    for index, name in invocation.placeholders.items():
+        flag, eq, _ = args[int(index)].partition("=")
+        args[int(index)] = f"{flag}=${{{name}}}" if eq and flag.startswith("-") else f"${{{name}}}"
+    return {"program": invocation.program, "cwd": invocation.cwd, "args": args}
 
 
 def _diff_ref(result: ManifestDiff, role: str, old: Ref | None, new: Ref | None) -> bool:
@@ -167,7 +197,10 @@ def _diff_json_input(
     except (msgspec.DecodeError, UnicodeDecodeError):
         result.unavailable[role] = "not JSON"
         return
-    result.differences += diff_values(role, before, after)
+    found = diff_values(role, before, after)
+    result.differences += found
+    if not found:
+        result.same_value.append(role)
 
 
 def _diff_snapshot(

@@ -1,140 +1,136 @@
-"""Secrets never reach a store: redaction of configs, and canonical JSON.
+"""Secrets never reach a store: precise redaction of a run's inputs, and canonical JSON.
 
-Applied before anything is hashed, stored or written to a sidecar. Redacted
-values become :data:`MARKER`; the keys stay, so a reader can see which
-variables a replay must supply (:func:`redacted_paths`).
+Only the secret itself is replaced by :data:`MARKER`, never the text around it,
+so two inputs that differ anywhere else keep different digests. Secrets are
+found (:mod:`casstore.runs.secrets`):
 
-What counts as a secret:
+- by the name of the key that holds them, at any depth, in any config: the
+  whole string value is the secret (``OPENAI_API_KEY``, ``PGPASSWORD``,
+  ``Authorization``); other keys of environment-like dicts stay as they are;
+- by their shape, inside any string (provider token prefixes, JWTs, PEM
+  blocks, passwords in URLs, ``NAME=VALUE`` and ``--flag VALUE`` with a
+  secret name);
+- in an argument list, the item after a flag with a secret name;
+- by value: a :class:`Redactor` remembers every secret it found, and replaces
+  it wherever else it appears among the inputs it redacts (a token from the
+  MCP config pasted into a message), and :meth:`Redactor.leaks` finds it in a
+  trajectory or an artifact, which are outputs and stored as they are.
 
-- in an MCP config, every value under a server entry's ``env``, ``headers``
-  and ``auth`` (at any depth below them);
-- anywhere, the value of a key whose name says secret (``api_key``,
-  ``GITHUB_TOKEN``, ``x-api-key``, ``password``, ``Authorization``...), but not
-  lookalikes such as ``max_tokens``;
-- anywhere, a string shaped like a credential (``Bearer ...``, ``sk-...``,
-  ``ghp_...``, AWS access key ids), and the value after a command-line flag
-  that names a secret (``--api-key VALUE`` or ``--token=VALUE``) in an
-  argument list.
+A value that only refers to a secret (``$GITHUB_TOKEN``, ``${OPENAI_API_KEY}``)
+is kept: it is not one.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 
+from casstore.runs.secrets import find, is_secret_key
+
 MARKER = "<redacted>"
+#: Secrets shorter than this are not searched for elsewhere (too many false hits).
+MIN_REMEMBERED = 6
+_REFERENCE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
 
-#: Keys whose whole subtree is secret inside an MCP server entry.
-SECRET_SUBTREES = frozenset({"env", "headers", "auth"})
-_SECRET_WORDS = frozenset(
-    {
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "passphrase",
-        "authorization",
-        "auth",
-        "credential",
-        "credentials",
-        "apikey",
-        "cookie",
-        "bearer",
-        "pat",
-    }
-)
-_SECRET_PAIRS = frozenset(
-    {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key")}
-)
-_SECRET_VALUE = re.compile(
-    r"(?i:bearer|basic|token)\s+\S{8,}"
-    r"|sk-[A-Za-z0-9_-]{16,}"
-    r"|(?:ghp|gho|ghs|ghu|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_-]{16,}"
-    r"|AKIA[0-9A-Z]{16}"
-)
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+__all__ = ["MARKER", "Redactor", "canonical_json", "is_secret_key", "redact", "redacted_paths"]
 
 
-def _words(key: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(key)]
+class Redactor:
+    """Redacts the inputs of one run, remembering each secret it finds."""
 
+    def __init__(self) -> None:
+        #: Each secret found -> where it was first found (``mcp_config.env.X``).
+        self.secrets: dict[str, str] = {}
 
-def is_secret_key(key: str) -> bool:
-    """True when a key's name says its value is a secret (``OPENAI_API_KEY``, ``token``)."""
-    words = _words(key)
-    if key.lower() == "key" or any(w in _SECRET_WORDS for w in words):
-        return True
-    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+    def redact(self, value: Any, where: str = "") -> Any:
+        """A copy of a JSON value with every secret replaced (the argument is untouched)."""
+        return self._value(value, where, named=False)
 
+    def redact_all(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Several inputs of one run, by name: secrets found in any are redacted in all."""
+        first = {name: self.redact(value, name) for name, value in values.items()}
+        if not self.secrets:
+            return first
+        return {name: self.redact(value, name) for name, value in first.items()}
 
-def looks_like_secret(value: str) -> bool:
-    return bool(_SECRET_VALUE.search(value))
+    def _remember(self, secret: str, where: str) -> None:
+        if len(secret) >= MIN_REMEMBERED:
+            self.secrets.setdefault(secret, where)
 
+    def _value(self, value: Any, where: str, *, named: bool) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: self._value(item, _join(where, str(key)), named=is_secret_key(str(key)))
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return self._list(list(value), where)
+        if isinstance(value, str):
+            if named and value and value != MARKER and not _REFERENCE.fullmatch(value):
+                self._remember(value, where)
+                return MARKER
+            return self._text(value, where)
+        return value
 
-def redact(value: Any, *, mcp: bool = False) -> Any:
-    """A copy of a JSON value with every secret replaced by :data:`MARKER`.
+    def _text(self, text: str, where: str) -> str:
+        text, found = find(text, MARKER)
+        for secret in found:
+            self._remember(secret, where)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MARKER)
+        return text
 
-    ``mcp=True`` also redacts the ``env``, ``headers`` and ``auth`` of MCP
-    server entries. The argument is never modified.
-    """
-    return _redact(value, mcp=mcp, under_secret=_NO)
-
-
-# How secret a subtree is: not, by a key's name (its strings are), or an MCP
-# env/headers/auth block (every value is, numbers included).
-_NO, _NAMED, _BLOCK = 0, 1, 2
-
-
-def _redact(value: Any, *, mcp: bool, under_secret: int) -> Any:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            secret = under_secret
-            if mcp and key in SECRET_SUBTREES:
-                secret = _BLOCK
-            elif is_secret_key(str(key)):
-                secret = max(secret, _NAMED)
-            out[key] = _redact(item, mcp=mcp, under_secret=secret)
-        return out
-    if isinstance(value, list | tuple):
-        return _redact_list(list(value), mcp=mcp, under_secret=under_secret)
-    if isinstance(value, str) and under_secret:
-        return MARKER
-    if under_secret == _BLOCK and isinstance(value, int | float) and not isinstance(value, bool):
-        return MARKER
-    if isinstance(value, str) and looks_like_secret(value):
-        return MARKER
-    return value
-
-
-def _redact_list(items: list[Any], *, mcp: bool, under_secret: int) -> list[Any]:
-    out: list[Any] = []
-    secret_next = False
-    for item in items:
-        if secret_next and isinstance(item, str):
-            out.append(MARKER)
-            secret_next = False
-            continue
+    def _list(self, items: list[Any], where: str) -> list[Any]:
+        out: list[Any] = []
         secret_next = False
-        if isinstance(item, str) and item.startswith("-") and not under_secret:
-            flag, eq, _ = item.lstrip("-").partition("=")
-            if is_secret_key(flag):
-                if eq:
-                    out.append(item[: item.index("=") + 1] + MARKER)
-                else:
-                    out.append(item)
-                    secret_next = True
+        for index, item in enumerate(items):
+            at = f"{where}[{index}]"
+            if secret_next and isinstance(item, str) and not item.startswith("-"):
+                self._remember(item, at)
+                out.append(MARKER)
+                secret_next = False
                 continue
-        out.append(_redact(item, mcp=mcp, under_secret=under_secret))
-    return out
+            secret_next = (
+                isinstance(item, str)
+                and item.startswith("-")
+                and "=" not in item
+                and " " not in item
+                and is_secret_key(item.lstrip("-"))
+            )
+            out.append(self._value(item, at, named=False))
+        return out
+
+    def leaks(self, data: bytes) -> list[str]:
+        """Where the secrets found so far come from, for each one ``data`` contains."""
+        return [where for secret, where in self.secrets.items() if secret.encode() in data]
+
+    def scan(self, chunks: Iterable[bytes]) -> list[str]:
+        """:meth:`leaks` of a stream read in pieces (a secret may straddle two)."""
+        overlap = max((len(s.encode()) for s in self.secrets), default=1) - 1
+        found: dict[str, None] = {}
+        tail = b""
+        for chunk in chunks:
+            window = tail + chunk
+            found.update(dict.fromkeys(self.leaks(window)))
+            tail = window[-overlap:] if overlap else b""
+        return list(found)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def redact(value: Any) -> Any:
+    """A copy of one JSON value with every secret replaced by :data:`MARKER`."""
+    return Redactor().redact(value)
 
 
 def redacted_paths(value: Any, prefix: str = "") -> Iterator[str]:
-    """Dotted paths of every redacted value (``mcpServers.github.env.GITHUB_TOKEN``)."""
+    """Dotted paths of every value holding a redaction (``mcpServers.github.env.GITHUB_TOKEN``)."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield from redacted_paths(item, f"{prefix}.{key}" if prefix else str(key))

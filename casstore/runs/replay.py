@@ -33,9 +33,10 @@ class ReplayPlan:
     folder: Path
     #: Role -> path written (snapshots as a folder and as a zip).
     files: dict[str, str] = field(default_factory=dict)
-    #: Redacted values a replay must supply, as ``role: dotted.path``.
+    #: Values a replay must supply: redacted ones (``role: dotted.path``) and the
+    #: placeholders of the command (``MCP_GATEWAY_URL``).
     variables: list[str] = field(default_factory=list)
-    command: list[str] = field(default_factory=list)
+    command_line: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -44,8 +45,7 @@ class ReplayPlan:
             "folder": str(self.folder),
             "files": self.files,
             "variables_to_supply": self.variables,
-            "command": self.command,
-            "command_line": shlex.join(self.command),
+            "command_line": self.command_line,
             "warnings": self.warnings,
         }
 
@@ -58,27 +58,34 @@ def replay(
     *,
     force: bool = False,
 ) -> ReplayPlan:
-    """Materialise the inputs of ``run`` (stored as ``digest``) in ``into``, verified."""
+    """Materialise the inputs of ``run`` (stored as ``digest``) in ``into``, verified, and
+    say how to run it again: the recorded runner command, on those inputs."""
     from casstore.errors import DestinationError
 
-    folder = Path(into)
+    folder = Path(into).absolute()
     if folder.exists() and any(folder.iterdir()) and not force:
         raise DestinationError(f"{folder} is not empty (use --force to write into it)")
     folder.mkdir(parents=True, exist_ok=True)
     plan = ReplayPlan(digest, folder)
-    if run.initial_snapshot is not None:
-        tree = run.initial_snapshot.digest
-        store.get_tree(tree, folder / "initial", format="dir", force=force)
-        store.get_tree(tree, folder / "initial.zip", force=force)
-        plan.files["initial_snapshot"] = str(folder / "initial")
-        plan.files["initial_snapshot.zip"] = str(folder / "initial.zip")
-    for role, name in JSON_FILES.items():
-        ref = getattr(run, role)
-        if ref is None:
-            continue
-        target = folder / name
+    paths: dict[str, str] = {"trajectory": str(folder / "output" / "trajectory.json")}
+    (folder / "output").mkdir(exist_ok=True)
+    recorded_as = _recorded_paths(run)
+    for role, ref in _snapshots(run).items():
+        target = folder / role.removesuffix("_snapshot")
+        store.get_tree(ref.digest, target, format="dir", force=force)
+        plan.files[role] = paths[role] = str(target)
+        suffix = _archive_suffix(recorded_as.get(role, ""))
+        if role == "initial_snapshot" or suffix:
+            archive = target.with_name(target.name + (suffix or ".zip"))
+            store.get_tree(ref.digest, archive, force=force)
+            plan.files[f"{role}{suffix or '.zip'}"] = str(archive)
+            if suffix:
+                paths[role] = str(archive)
+    for role, target in _json_inputs(run, folder).items():
+        ref = run.roles()[role]
+        target.parent.mkdir(parents=True, exist_ok=True)
         store.get_file(ref.digest, target)
-        plan.files[role] = str(target)
+        plan.files[role] = paths[role] = str(target)
         try:
             content = json.loads(target.read_bytes())
         except ValueError:
@@ -88,15 +95,65 @@ def replay(
         f"parameters: {path}"
         for path in redacted_paths(run.orchestrator_extra_args, "orchestrator_extra_args")
     ]
-    plan.command = command_line(run, plan)
+    if run.invocation is not None:
+        from casstore.runs.invocation import command
+        from casstore.runs.provenance import git_state
+
+        root = git_state(".")[2]
+        plan.command_line = command(run.invocation, paths, str(root) if root else None)
+        recorded = run.invocation.args
+        for index, name in sorted(run.invocation.placeholders.items(), key=lambda i: int(i[0])):
+            was = recorded[int(index)]
+            plan.variables.append(f"${name} (recorded: {was})")
+        if root is None and "${CODE_ROOT}" in plan.command_line:
+            plan.variables.append(
+                "$CODE_ROOT (the checkout of the runner's code; outside git, the folder its "
+                "modules are imported from)"
+            )
+    else:
+        plan.command_line = shlex.join(command_line(run, plan))
     plan.warnings = provenance_warnings(run)
     with atomic_write(folder / PLAN_FILE, durable=False) as f:
         f.write((json.dumps(plan.as_json(), indent=2) + "\n").encode())
     return plan
 
 
+def _snapshots(run: RunManifest) -> dict[str, Any]:
+    """The input snapshots (the final one is what the run made, not what it used)."""
+    return {
+        role: ref
+        for role, ref in run.roles().items()
+        if role.endswith("_snapshot") and role != "final_snapshot"
+    }
+
+
+def _recorded_paths(run: RunManifest) -> dict[str, str]:
+    """Role -> the path the runner was given for it, from the recorded invocation."""
+    if run.invocation is None:
+        return {}
+    args = run.invocation.args
+    return {
+        role: args[int(index)].rpartition("=")[2] for index, role in run.invocation.files.items()
+    }
+
+
+def _archive_suffix(path: str) -> str:
+    for suffix in (".tar.gz", ".tgz", ".tar.zst", ".tar", ".zip"):
+        if path.lower().endswith(suffix):
+            return suffix
+    return ""
+
+
+def _json_inputs(run: RunManifest, folder: Path) -> dict[str, Path]:
+    """Role -> where each JSON input is written: the stored bytes, verbatim."""
+    out = {role: folder / name for role, name in JSON_FILES.items() if getattr(run, role)}
+    out.update({f"config:{name}": folder / "configs" / f"{name}.json" for name in run.configs})
+    return out
+
+
 def command_line(run: RunManifest, plan: ReplayPlan) -> list[str]:
-    """The runner command that re-runs ``run`` on the replay folder's inputs."""
+    """For a run recorded without its invocation (schema 1.0): the command of casstore's
+    example runner, on the replay folder's inputs."""
     runner = run.runner or "RUNNER"
     command = ["python", runner] if runner.endswith(".py") else [runner]
     flags: list[tuple[str, str | None]] = [

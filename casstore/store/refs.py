@@ -185,16 +185,26 @@ def set_ref(store: Store, ref: str, digest: str, *, force: bool = False) -> bool
     )
 
 
-def claim_ref(store: Store, kind: str, name: str, digest: str) -> str:
+def claim_ref(
+    store: Store, kind: str, name: str, digest: str, *, supersedes: str | None = None
+) -> str:
     """A new ref ``kind/name`` for ``digest``, never overwriting: ``name-2``, ``name-3``...
-    when the name is taken by another target. Returns the ref."""
+    when the name is taken by another target. Returns the ref.
+
+    One exception: a ref naming ``supersedes`` moves to ``digest``. An orchestrator
+    completing the run its runner recorded passes the runner's manifest, which the
+    completed run holds in its closure, so the move loses nothing and ``runs/<id>``
+    names the whole run.
+    """
     base = safe_name(name)
     for n in range(1, 10_000):
         ref = f"{kind}/{base}" if n == 1 else f"{kind}/{base}-{n}"
         try:
             set_ref(store, ref, digest)
         except RefExists:
-            continue
+            if supersedes is None or _read(store, ref) != supersedes:
+                continue
+            set_ref(store, ref, digest, force=True)
         return ref
     raise RefExists(f"{kind}/{base}: no free name left")
 
@@ -268,6 +278,6 @@ class Names:
         """Every ref (``tags/x``, ``runs/t1``, ``gradings/g1``) and its digest."""
         return refs(_store(self), pattern)
 
-    def claim_ref(self, kind: str, name: str, digest: str) -> str:
+    def claim_ref(self, kind: str, name: str, digest: str, *, supersedes: str | None = None) -> str:
         """A new ref ``kind/name`` (``name-2``... when taken) for ``digest``; returns it."""
-        return claim_ref(_store(self), kind, name, digest)
+        return claim_ref(_store(self), kind, name, digest, supersedes=supersedes)

@@ -3,7 +3,7 @@ deterministic fake agent (no LLM, no network), recording every run with casstore
 
 The lines that integrate casstore end in ``# casstore``; there are fewer than 15.
 
-    python examples/runner.py --trajectory-id t1 --initial-messages messages.json \\
+    python examples/simple_runner.py --trajectory-id t1 --initial-messages messages.json \\
         --agent-config agent_config.json --orchestrator-model fake/echo-1 \\
         --orchestrator-extra-args '{"temperature": 0.7}' --mcp-config mcp.json \\
         --initial-snapshot env.zip --output out/trajectory.json --seed 7 --deterministic
