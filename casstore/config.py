@@ -41,6 +41,23 @@ class S3Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     anon: bool = False
     #: Requests in flight at once for batched checks and transfers.
     concurrency: int = 16
+    #: Seconds to wait for a connection, and for each answer (between bytes, not for a
+    #: whole transfer), and how often a failed request is retried. With the defaults an
+    #: endpoint that accepts connections and never answers fails within a minute.
+    connect_timeout: float = 5
+    read_timeout: float = 10
+    retries: int = 2
+
+
+def s3_client_options(s3: S3Section) -> dict[str, Any]:
+    """s3fs options bounding how long a request may wait, and how often it is retried."""
+    return {
+        "config_kwargs": {
+            "connect_timeout": s3.connect_timeout,
+            "read_timeout": s3.read_timeout,
+            "retries": {"max_attempts": s3.retries + 1, "mode": "standard"},
+        },
+    }
 
 
 class RemoteSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -104,6 +121,7 @@ class Config:
             options["profile"] = s3.profile
         if s3.anon:
             options["anon"] = True
+        options.update(s3_client_options(s3))
         return options
 
     def remote_url(self, name: str) -> str:
@@ -142,6 +160,11 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     if not -7 <= parsed.store.compression_level <= 22:
         raise ConfigError(f"{path}: store.compression_level must be between -7 and 22")
+    s3 = parsed.s3
+    if min(s3.connect_timeout, s3.read_timeout) <= 0 or s3.retries < 0 or s3.concurrency < 1:
+        raise ConfigError(
+            f"{path}: [s3] timeouts must be positive, retries 0 or more, concurrency 1 or more"
+        )
     # Sizes are checked now, so a bad one is named before any work starts.
     parse_size(parsed.tree.max_bytes, f"{path}: [tree] max_bytes")
     parse_size(parsed.cache.max_size, f"{path}: [cache] max_size")

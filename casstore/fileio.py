@@ -51,9 +51,14 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+#: In the name of every temp file (``.tmp-...``, ``.name.tmp-...``): how gc and fsck
+#: recognise what a killed writer left.
+TEMP_MARK = ".tmp-"
+
+
 @contextlib.contextmanager
 def temp_file(
-    folder: str | os.PathLike[str], prefix: str = ".tmp-"
+    folder: str | os.PathLike[str], prefix: str = TEMP_MARK
 ) -> Iterator[tuple[BinaryIO, Path]]:
     """A new temp file in ``folder``, open for writing; removed on exit unless the
     caller moved it away (renamed or published it)."""
@@ -81,7 +86,7 @@ def atomic_write(
     error nothing is left behind and the previous ``path``, if any, is intact.
     """
     target = Path(path)
-    with temp_file(target.parent, prefix=f".{target.name}.tmp-") as (f, tmp):
+    with temp_file(target.parent, prefix=f".{target.name}{TEMP_MARK}") as (f, tmp):
         yield f
         f.flush()
         if durable:

@@ -92,12 +92,18 @@ def test_s3_section_becomes_storage_options(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
         '[s3]\nendpoint_url = "http://127.0.0.1:9000"\nregion = "eu-west-1"\nanon = true\n'
+        "read_timeout = 30\nretries = 5\n"
         '[remotes.team]\nurl = "s3://bucket/runs"\n',
     )
     config = load_config(path)
     assert config.storage_options("s3://bucket/x") == {
         "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"},
         "anon": True,
+        "config_kwargs": {
+            "connect_timeout": 5,
+            "read_timeout": 30,
+            "retries": {"max_attempts": 6, "mode": "standard"},
+        },
     }
     assert config.storage_options(str(tmp_path)) == {}
     assert config.remote_url("team") == "s3://bucket/runs"

@@ -115,6 +115,15 @@ class Backend(ABC):
         self.write_bytes(dst, self.read_bytes(src))
         self.delete(src)
 
+    def leftovers(self, before: float) -> Sequence[KeyInfo]:
+        """What writers that died left behind, untouched since ``before`` (a POSIX time):
+        temp files of a local store, incomplete multipart uploads on S3. Nothing reads
+        them; only gc removes them (:meth:`remove_leftovers`)."""
+        return []
+
+    def remove_leftovers(self, leftovers: Sequence[KeyInfo]) -> None:  # noqa: B027
+        """Remove what :meth:`leftovers` found (a backend that finds none has none)."""
+
     def create_container(self) -> bool:
         """Create what holds the store (an S3 bucket) when the backend has one and it is
         missing; returns whether it was created. Folders need nothing."""

@@ -1,7 +1,7 @@
 """A store in a local folder: temp file, fsync, rename (:mod:`casstore.fileio`).
 
-Files get the umask's mode; published objects, packs and indexes, which never
-change, are read-only (as git's objects are). Temp files start with a dot,
+Files get the umask's mode; objects, packs and indexes, which never change, are
+read-only (as git's objects are); refs, which move, are not. Temp files start with a dot,
 and no key does, so listings skip them.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from casstore.backends.base import Backend, KeyInfo
 from casstore.errors import BackendError, ObjectNotFound
-from casstore.fileio import atomic_write, file_mode, fsync_dir
+from casstore.fileio import TEMP_MARK, atomic_write, file_mode, fsync_dir
 from casstore.format import layout
 
 
@@ -64,7 +64,7 @@ class LocalBackend(Backend):
                 local_path.unlink()
                 return False
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(local_path, file_mode(read_only=True))
+            os.chmod(local_path, file_mode(read_only=layout.immutable(key)))
             # Two writers racing here both rename complete, identical content: harmless.
             os.replace(local_path, path)
             fsync_dir(path.parent)
@@ -127,6 +127,28 @@ class LocalBackend(Backend):
             raise
         except OSError as exc:
             raise BackendError(f"cannot move {src}: {exc.strerror or exc}") from exc
+
+    def leftovers(self, before: float) -> Sequence[KeyInfo]:
+        found: list[KeyInfo] = []
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not (name.startswith(".") and TEMP_MARK in name):
+                    continue  # only fileio's temp files: never a key, never the user's
+                path = Path(folder, name)
+                try:
+                    info = path.stat()
+                except FileNotFoundError:
+                    continue  # published or removed while listing
+                if info.st_mtime < before:
+                    key = path.relative_to(self.root).as_posix()
+                    found.append(KeyInfo(key, info.st_size, info.st_mtime))
+        return found
+
+    def remove_leftovers(self, leftovers: Sequence[KeyInfo]) -> None:
+        for leftover in leftovers:
+            path = self._path(leftover.key)
+            if path.name.startswith(".") and TEMP_MARK in path.name:
+                path.unlink(missing_ok=True)
 
     def staging_dir(self) -> Path:
         path = self.root / layout.TMP

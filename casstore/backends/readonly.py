@@ -81,5 +81,12 @@ class ReadOnlyBackend(Backend):
     def list_detailed(self, prefix: str) -> Iterator[KeyInfo]:
         return self.inner.list_detailed(prefix)
 
+    def leftovers(self, before: float) -> Sequence[KeyInfo]:
+        return self.inner.leftovers(before)
+
+    def remove_leftovers(self, leftovers: Sequence[KeyInfo]) -> None:
+        if leftovers:
+            self._refuse(leftovers[0].key)
+
     def staging_dir(self) -> Path:
         return self.inner.staging_dir()

@@ -13,18 +13,19 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from casstore.backends import s3errors
+from casstore.backends.base import KeyInfo
 from casstore.backends.fsspec import FsspecBackend
 from casstore.errors import BackendError, CasError
 
 DEFAULT_CONCURRENCY = 16
 _MAX_PARTS = 10_000
-# Fail fast on a dead endpoint instead of s3fs's long default retries.
-_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}}
+#: Joins an incomplete upload's key and id in what :meth:`S3Backend.leftovers` returns.
+_UPLOAD = "?uploadId="
 
 
 @contextmanager
@@ -87,12 +88,17 @@ class S3Backend(FsspecBackend):
     def __init__(
         self, url: str, *, storage_options: dict[str, Any], concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        options = dict(storage_options)
-        options["config_kwargs"] = {**_CONFIG, **options.get("config_kwargs", {})}
+        from casstore.config import S3Section, s3_client_options
+
+        # Timeouts and retries: [s3] of store.toml, else its defaults; never s3fs's own.
+        options = {**s3_client_options(S3Section()), **storage_options}
         # fsspec caches instances by their arguments only, but the endpoint and
         # credentials may come from the environment: never reuse another store's client.
         options.setdefault("skip_instance_cache", True)
         super().__init__(url, storage_options=options)
+        # botocore retries (above); s3fs would retry each of its attempts five times more.
+        self.fs.retries = 1
+        self._limits: dict[str, Any] = dict(options["config_kwargs"])
         self.bucket = self.root.split("/", 1)[0]
         self.concurrency = max(1, concurrency)
 
@@ -104,6 +110,14 @@ class S3Backend(FsspecBackend):
             )
         if s3errors.is_code(exc, s3errors.ACCESS_DENIED):
             return BackendError(f"{what}: access denied ({s3errors.error_code(exc)})")
+        if s3errors.is_timeout(exc):
+            limits = self._limits
+            return BackendError(
+                f"{what}: {self._endpoint()} did not answer in time (connect_timeout "
+                f"{limits.get('connect_timeout')} s, read_timeout {limits.get('read_timeout')} s, "
+                f"retries {(limits.get('retries') or {}).get('max_attempts', 1) - 1}: [s3] in "
+                "store.toml)"
+            )
         return super()._translate(exc, what, missing)
 
     def create_container(self) -> bool:
@@ -184,6 +198,48 @@ class S3Backend(FsspecBackend):
             return False
         finally:
             local_path.unlink(missing_ok=True)
+
+    def leftovers(self, before: float) -> Sequence[KeyInfo]:
+        """Multipart uploads under the store's prefix that a killed writer never completed
+        (they cost storage until aborted); each as ``<key>?uploadId=<id>``."""
+        bucket, prefix = self._split("")
+
+        async def every() -> list[KeyInfo]:
+            found: list[KeyInfo] = []
+            markers: dict[str, str] = {}
+            while True:
+                page = await self.fs._call_s3(
+                    "list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers
+                )
+                for upload in page.get("Uploads") or []:
+                    started = upload["Initiated"].timestamp()
+                    if started < before:
+                        key = str(upload["Key"])[len(prefix) :]
+                        found.append(KeyInfo(f"{key}{_UPLOAD}{upload['UploadId']}", 0, started))
+                if not page.get("IsTruncated"):
+                    return found
+                markers = {
+                    "KeyMarker": page.get("NextKeyMarker", ""),
+                    "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+                }
+
+        with self._translated("cannot list incomplete uploads"):
+            return list(self._sync(every()))
+
+    def remove_leftovers(self, leftovers: Sequence[KeyInfo]) -> None:
+        async def abort(leftover: KeyInfo) -> None:
+            key, _, upload = leftover.key.partition(_UPLOAD)
+            bucket, path = self._split(key)
+            with suppress(FileNotFoundError):
+                await self.fs._call_s3(
+                    "abort_multipart_upload", Bucket=bucket, Key=path, UploadId=upload
+                )
+
+        async def every() -> None:
+            await asyncio.gather(*(abort(leftover) for leftover in leftovers))
+
+        with self._translated("cannot abort incomplete uploads"):
+            self._sync(every())
 
     def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
         limit = asyncio.Semaphore(self.concurrency)

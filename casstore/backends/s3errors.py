@@ -51,3 +51,20 @@ def error_code(exc: BaseException) -> str | None:
 def is_code(exc: BaseException, codes: str | tuple[str, ...]) -> bool:
     code = error_code(exc)
     return code is not None and code in ((codes,) if isinstance(codes, str) else codes)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from an endpoint that did not answer in time (botocore's
+    ``ConnectTimeoutError`` / ``ReadTimeoutError``, or the event loop's own timeout)."""
+    import asyncio
+
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectTimeoutError | ReadTimeoutError | asyncio.TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -126,7 +126,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         message = str(exc) if isinstance(exc, CasError) else _os_message(exc)
-        print(f"cas: {message}", file=sys.stderr)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+        print(f"cas: {message}{notes}", file=sys.stderr)
         return _exit_code(exc)
 
 

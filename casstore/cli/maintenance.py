@@ -54,6 +54,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     print(f"{would}restored from the trash (reachable again): {result.restored}")
     print(f"{would}rewritten packs: {result.packs_rewritten}")
     print(f"kept, unreachable but younger than {args.grace}: {result.young}")
+    if result.leftovers:
+        print(
+            f"{would}removed: {result.leftovers} temp files of interrupted writers "
+            f"({human_bytes(result.leftover_bytes)})"
+        )
     return EXIT_OK
 
 
@@ -79,6 +84,7 @@ def _duration(text: str) -> float:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
+    from casstore.cli.output import escape
     from casstore.cli.progress import human_bytes
     from casstore.maintenance.fsck import fsck
 
@@ -94,7 +100,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             on_plan=plan_setter(bar),
             on_object=lambda: bar(1),
         )
-    code = EXIT_INTEGRITY if result.corrupt else EXIT_NOT_FOUND if result.missing else EXIT_OK
+    missing = result.missing or result.broken_refs
+    code = EXIT_INTEGRITY if result.corrupt else EXIT_NOT_FOUND if missing else EXIT_OK
     if args.json:
         print_json(result.as_json())
         return code
@@ -107,7 +114,15 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print(f"moved to  {key}")
     for record, absent in result.missing.items():
         print(f"missing   {record} references {len(absent)} missing: {', '.join(absent[:3])}")
-    if code == EXIT_OK:
+    for ref, digest in result.broken_refs.items():
+        print(f"missing   {escape(ref)} names {digest}, which is not in the store")
+    if result.leftovers:
+        size = human_bytes(sum(item["size"] for item in result.leftovers))
+        print(
+            f"leftover  {len(result.leftovers)} temp files of interrupted writers ({size}), "
+            "older than a day: cas gc removes them"
+        )
+    if code == EXIT_OK and not result.leftovers:
         print("no problems found")
     return code
 

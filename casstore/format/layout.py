@@ -23,6 +23,14 @@ TRASH = "trash"
 LOCKS = "locks"
 #: Where fsck moves corrupt objects and packs, ``quarantine/<key>``, for inspection.
 QUARANTINE = "quarantine"
+
+
+def immutable(key: str) -> bool:
+    """Whether ``key`` holds content that never changes once written (objects, packs,
+    pack indexes): local stores make those files read-only, as git does."""
+    return key.startswith((f"{OBJECTS}/", f"{PACKS}/", f"{INDEX}/"))
+
+
 #: 2: merged indexes (``index/m-...``) and sealed trash batches; see docs/FORMAT.md.
 FORMAT_VERSION = 2
 

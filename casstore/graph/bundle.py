@@ -38,6 +38,9 @@ VERSION = 1
 HEADER_NAME = "casstore-bundle.json"
 _MEMBER = re.compile(r"objects/([0-9a-f]{64})")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: The most a bundle's header may hold: about 350,000 objects listed (90 bytes each),
+#: decoded in well under 100 MB. A closure larger than that takes several bundles.
+MAX_HEADER_BYTES = 32 << 20
 
 
 class Header(msgspec.Struct, frozen=True):
@@ -75,12 +78,17 @@ def write_bundle(
     header = Header(FORMAT, VERSION, list(roots), [Ref(d, sizes[d]) for d in closure.order])
     result = BundleResult(list(roots), len(closure.order), sum(sizes.values()))
     result.kinds = closure.kinds
+    data = msgspec.json.encode(header)
+    if len(data) > MAX_HEADER_BYTES:  # no reader would take it
+        raise BundleError(
+            f"the closure holds {len(header.objects)} objects, more than one bundle can list: "
+            "bundle fewer roots at a time, or cas push to a store"
+        )
     compressor = zstandard.ZstdCompressor(level=3, threads=-1)
     with (
         compressor.stream_writer(out, closefd=False) as zout,
         tarfile.open(fileobj=zout, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
-        data = msgspec.json.encode(header)
         tar.addfile(_info(HEADER_NAME, len(data)), io.BytesIO(data))
         for digest in closure.order:
             with store.open(digest) as reader:
@@ -137,8 +145,11 @@ def _opened(
                     raise BundleError(f"{path}: an empty or truncated bundle")
                 if first.name != HEADER_NAME or first.kind != "file":
                     raise BundleError(f"{path}: not a casstore bundle (no {HEADER_NAME} first)")
-                if first.size > MAX_RECORD_BYTES:
-                    raise BundleError(f"{path}: {HEADER_NAME} is implausibly large")
+                if first.size > MAX_HEADER_BYTES:
+                    raise BundleError(
+                        f"{path}: {HEADER_NAME} claims {first.size} bytes (at most "
+                        f"{MAX_HEADER_BYTES}: a bundle lists at most about 350,000 objects)"
+                    )
                 header = _header(reader.read(first.size), path)
                 yield header, _objects(path, header, headers, reader)
         except zstandard.ZstdError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from casstore.store.repack import read_pack, rewrite_packs
 if TYPE_CHECKING:
     from casstore.store.objects import Store
 
+#: Temp files older than this are reported: no writer takes a day between two writes to
+#: one (gc, whose grace period says the same, removes them).
+LEFTOVER_AGE = 24 * 3600
+
 
 @dataclass
 class FsckResult:
@@ -30,6 +35,10 @@ class FsckResult:
     quarantined: list[str] = field(default_factory=list)
     #: Record digest -> the digests it references that are not in the store.
     missing: dict[str, list[str]] = field(default_factory=dict)
+    #: Refs (tags, runs, gradings) naming an object the store does not hold.
+    broken_refs: dict[str, str] = field(default_factory=dict)
+    #: Temp files of writers that died, untouched for a day: key, size, age in seconds.
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -114,6 +123,14 @@ def fsck(
         missing = [r for r in referenced if r in absent]
         if missing:
             result.missing[digest] = missing
+    named = store.refs()
+    gone = set(store.missing(set(named.values())))
+    result.broken_refs = {ref: digest for ref, digest in named.items() if digest in gone}
+    now = time.time()
+    result.leftovers = [
+        {"key": info.key, "size": info.size, "age": now - info.mtime}
+        for info in store.backend.leftovers(now - LEFTOVER_AGE)
+    ]
     return result
 
 

@@ -85,6 +85,10 @@ class GcResult:
     skipped_packs: list[str] = field(default_factory=list)
     #: With ``dry_run``: every object that would be trashed, deleted or restored.
     items: list[GcItem] = field(default_factory=list)
+    #: Temp files (or incomplete uploads) of writers that died, older than the grace
+    #: period: removed, with their bytes.
+    leftovers: int = 0
+    leftover_bytes: int = 0
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -168,6 +172,13 @@ def _collect(
     start = time.time()
     cutoff = start - grace
     backend = store.backend
+    # 0. What killed writers left: a writer alive touched its temp files within the
+    # grace period (the same contract as for the objects it stores).
+    leftovers = backend.leftovers(cutoff)
+    result.leftovers = len(leftovers)
+    result.leftover_bytes = sum(info.size for info in leftovers)
+    if not dry_run:
+        backend.remove_leftovers(leftovers)
     listing = _list(store)  # 1. before the roots: see the argument above
 
     # 2. Mark. Trashed records are read from the trash, so their references count.

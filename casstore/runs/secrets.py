@@ -89,7 +89,8 @@ _HTTP_CREDENTIAL = re.compile(
     r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9+/=._~-]*\d[A-Za-z0-9+/=._~-]*)"
 )
 _ASSIGNMENT = re.compile(r"(\b[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s'\",;&]+)")
-_FLAG = re.compile(r"(--?([A-Za-z][A-Za-z0-9_-]*)(?:=|\s+))(\"[^\"]*\"|'[^']*'|[^\s'\"]+)")
+# A value never starts with a dash: ``--token --verbose`` is two flags.
+_FLAG = re.compile(r"(--?([A-Za-z][A-Za-z0-9_-]*)(?:=|\s+))(\"[^\"]*\"|'[^']*'|(?!-)[^\s'\"]+)")
 
 
 def find(text: str, marker: str) -> tuple[str, list[str]]:

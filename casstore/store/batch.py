@@ -44,6 +44,7 @@ class Batch:
         self._loose: ThreadPoolExecutor | None = None
         self._loose_slots = threading.BoundedSemaphore(LOOSE_IN_FLIGHT)
         self._loose_done: list[Future[None]] = []
+        self._loose_published = 0
 
     def _present(self, digest: str, *, small: bool = True) -> bool:
         """Stored live already. A small object is looked for in the pack indexes only: a
@@ -74,6 +75,7 @@ class Batch:
         def publish() -> None:
             try:
                 publish_bytes(store.backend, digest, data, store.compression_level)
+                self._loose_published += 1
             finally:
                 self._loose_slots.release()
 
@@ -162,10 +164,22 @@ class Batch:
         try:
             if not failed:
                 self.flush()
-        except BaseException:
+        except BaseException as error:
             failed = True
+            exc = error
             raise
         finally:
             if self._loose is not None:
                 self._loose.shutdown(wait=True, cancel_futures=True)
             self._writer.close(discard=failed)
+            if (
+                failed
+                and isinstance(exc, Exception)
+                and (self._writer.published or self._loose_published)
+            ):
+                # Removing them now could pull objects from under another writer that
+                # found them present; gc's grace period is what makes removal safe.
+                exc.add_note(
+                    "what was stored before the failure is referenced by nothing: "
+                    "`cas gc` removes it once its grace period has passed"
+                )

@@ -26,6 +26,7 @@ from blake3 import blake3
 
 from casstore.backends.base import Backend
 from casstore.errors import IntegrityError
+from casstore.fileio import TEMP_MARK
 from casstore.format import layout
 from casstore.format.digest import PREFIX
 from casstore.format.objects import one_shot_compressor
@@ -37,6 +38,7 @@ from casstore.format.packindex import (
     encode_index,
 )
 from casstore.store.indexes import IndexSet
+from casstore.store.staging import staging_error
 
 #: A pack is closed once it holds this many compressed bytes.
 TARGET_PACK_SIZE = 64 << 20
@@ -143,12 +145,15 @@ class PackWriter:
         while self._sealed and (wait or self._sealed[0][0].done()):
             future, rows = self._sealed.pop(0)
             frame = future.result()
-            if self._file is None:
-                self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives until flush()
-                    dir=self._backend.staging_dir(), prefix=".tmp-pack-", delete=False
-                )
-            offset = self._file.tell()
-            self._file.write(frame)
+            try:
+                if self._file is None:
+                    self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - until flush()
+                        dir=self._backend.staging_dir(), prefix=f"{TEMP_MARK}pack-", delete=False
+                    )
+                offset = self._file.tell()
+                self._file.write(frame)
+            except OSError as exc:  # a full disk is the store's failure, not the input's
+                raise staging_error(exc) from exc
             self._hasher.update(frame)
             self._rows.extend((d, offset, len(frame), o, n) for d, o, n in rows)
             if self._file.tell() >= TARGET_PACK_SIZE:
@@ -166,9 +171,13 @@ class PackWriter:
             return
         file, rows, hasher = self._file, self._rows, self._hasher
         self._file, self._rows, self._hasher = None, [], blake3()
-        file.flush()
-        os.fsync(file.fileno())
-        file.close()
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+        except OSError as exc:
+            Path(file.name).unlink(missing_ok=True)
+            raise staging_error(exc) from exc
         pack = PREFIX + hasher.hexdigest()
         self._backend.publish(Path(file.name), layout.pack_key(pack))
         # Only now may anything point into the pack.

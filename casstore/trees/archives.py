@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from casstore.errors import ArchiveError, CasError
 from casstore.format.tree import Kind, normalize_path
-from casstore.trees.tarstream import TarHeader, TarReader
+from casstore.trees.tarstream import MAX_META, TarHeader, TarReader
 
 if TYPE_CHECKING:
     from casstore.format.objects import Readable
@@ -270,17 +270,33 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
                 yield Member(path, "dir")
                 continue
             if stat.S_ISLNK(mode):
-                yield Member(
-                    path, "symlink", target=archive.read(info).decode("utf-8", "surrogateescape")
-                )
+                if info.file_size > MAX_META:
+                    raise ArchiveError(
+                        f"{info.filename!r}: a symlink target of {info.file_size} bytes "
+                        f"(at most {MAX_META})"
+                    )
+                with _zip_errors(info.filename):
+                    target = archive.read(info)
+                yield Member(path, "symlink", target=target.decode("utf-8", "surrogateescape"))
                 continue
             if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                 raise ArchiveError(f"{info.filename!r}: a special file is not allowed")
             counter.add(info.file_size, info.filename)
-            try:
-                with archive.open(info) as content:
-                    yield Member(
-                        path, "file", info.file_size, bool(mode & _EXECUTABLE), content=content
-                    )
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise ArchiveError(f"{info.filename!r}: corrupt in the zip ({exc})") from None
+            with _zip_errors(info.filename), archive.open(info) as content:
+                executable = bool(mode & _EXECUTABLE)
+                yield Member(path, "file", info.file_size, executable, content=content)
+
+
+@contextmanager
+def _zip_errors(name: str) -> Iterator[None]:
+    """What zipfile raises for a member it cannot read, as one ArchiveError."""
+    import zlib
+
+    try:
+        yield
+    except RuntimeError as exc:  # zipfile's word for an encrypted member
+        raise ArchiveError(f"{name!r}: encrypted in the zip ({exc})") from None
+    except NotImplementedError as exc:  # Deflate64, PPMd and other methods
+        raise ArchiveError(f"{name!r}: a compression method zipfile cannot read ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"{name!r}: corrupt in the zip ({exc})") from None

@@ -15,6 +15,9 @@ from typing import IO
 from casstore.errors import ArchiveError
 
 BLOCK = 512
+#: The most a long name, a long link target (GNU ``L``/``K``) or a PAX header may hold:
+#: far above any real path (Linux's PATH_MAX is 4096), far below what memory notices.
+MAX_META = 1 << 20
 TYPES = {
     b"0": "file",
     b"\x00": "file",
@@ -81,6 +84,12 @@ def _pax(data: bytes, what: str) -> dict[str, str]:
     return records
 
 
+def _pax_size(text: str, name: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise ArchiveError(f"{name!r}: a PAX size that is not a number ({text[:20]!r})")
+    return int(text)
+
+
 class TarReader:
     """Iterate headers with :meth:`headers`; read each file's data with :meth:`read`
     before asking for the next header."""
@@ -124,8 +133,15 @@ class TarReader:
                 raise ArchiveError(f"{self._what}: a corrupt tar header (bad checksum)")
             typeflag = header[156:157]
             size = _number(header[124:136], self._what)
+            if size < 0:
+                raise ArchiveError(f"{self._what}: a tar header with a negative size")
             if typeflag in (b"L", b"K", b"x", b"g"):
-                data = self._exact(size)[:size]
+                if size > MAX_META:
+                    raise ArchiveError(
+                        f"{self._what}: a tar header claims {size} bytes of long name or PAX "
+                        f"data (at most {MAX_META} are read)"
+                    )
+                data = self._exact(size)
                 self._exact(-size % BLOCK)
                 if typeflag == b"L":
                     long_name = _text(data)
@@ -140,7 +156,7 @@ class TarReader:
             name = pax.get("path", long_name or name)
             linkname = pax.get("linkpath", long_link or _text(header[157:257]))
             if "size" in pax:
-                size = int(pax["size"])
+                size = _pax_size(pax["size"], name)
             kind = TYPES.get(typeflag)
             if kind is None:
                 raise ArchiveError(f"{name!r}: an unsupported tar member type {typeflag!r}")
