@@ -35,7 +35,15 @@ from casstore.errors import (
 if TYPE_CHECKING:
     from casstore.fileio import atomic_write
     from casstore.format.digest import format_digest, hash_bytes, hash_file, parse_digest
-    from casstore.format.manifest import Code, GradingRecord, Host, Ref, RunManifest, utc_timestamp
+    from casstore.format.manifest import (
+        Code,
+        GradingRecord,
+        Host,
+        Ref,
+        RunManifest,
+        SuiteRecord,
+        utc_timestamp,
+    )
     from casstore.format.manifest import decode as decode_record
     from casstore.format.manifest import decode_as as decode_record_as
     from casstore.format.manifest import encode as encode_record
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
         StoreUnavailableWarning,
         load_json,
     )
+    from casstore.runs.suites import diff_suites, record_suite, suite_problems
     from casstore.store.objects import ObjectInfo, Store
     from casstore.store.open import init_store, open_store
     from casstore.trees.ingest import TreeInfo, tree_digest
@@ -82,6 +91,10 @@ _LAZY = {
     "Recorded": "casstore.runs.recording",
     "Recording": "casstore.runs.recording",
     "record_run": "casstore.runs.recording",
+    "record_suite": "casstore.runs.suites",
+    "suite_problems": "casstore.runs.suites",
+    "diff_suites": "casstore.runs.suites",
+    "SuiteRecord": "casstore.format.manifest",
     "current_argv": "casstore.runs.invocation",
     "sidecar_path": "casstore.runs.recording",
     "RecordingWarning": "casstore.runs.sink",
@@ -129,6 +142,7 @@ __all__ = [
     "Sink",
     "Store",
     "StoreUnavailableWarning",
+    "SuiteRecord",
     "TreeInfo",
     "__version__",
     "atomic_write",
@@ -137,6 +151,7 @@ __all__ = [
     "current_argv",
     "decode_record",
     "decode_record_as",
+    "diff_suites",
     "encode_record",
     "format_digest",
     "hash_bytes",
@@ -149,8 +164,10 @@ __all__ = [
     "read_record",
     "read_record_bytes",
     "record_run",
+    "record_suite",
     "redact",
     "sidecar_path",
+    "suite_problems",
     "tree_digest",
     "utc_timestamp",
 ]

@@ -211,6 +211,15 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
+def human_bytes(n: float) -> str:
+    """A size as people read it: ``512 B``, ``1.5 MiB`` (the inverse of :func:`parse_size`)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 def parse_size(text: str | int, setting: str = "size") -> int:
     """``"10GiB"`` -> bytes; decimal (kB, MB) and binary (KiB, MiB) units; an integer is
     bytes. ``setting`` names where the value came from, for the error."""

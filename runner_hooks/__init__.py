@@ -13,7 +13,8 @@ A runner adds three flags and records its run in a few lines::
         recorder.finish(trajectory_path)      # -> the run's manifest digest
 
 A grader fetches what it scores, verified, with :func:`fetch_for_grading`, and records
-what it scored with :func:`record_grading`.
+what it scored with :func:`record_grading`; whoever reports a suite's score records how
+it came from the gradings with :func:`record_suite`.
 """
 
 from casstore import (
@@ -30,6 +31,7 @@ from runner_hooks.args import (
 )
 from runner_hooks.grading import GRADING_SUFFIX, GradingInputs, fetch_for_grading, record_grading
 from runner_hooks.recorder import RunRecorder
+from runner_hooks.suites import record_suite
 
 __all__ = [
     "GRADING_SUFFIX",
@@ -44,5 +46,6 @@ __all__ = [
     "fetch_for_grading",
     "record_grading",
     "record_run",
+    "record_suite",
     "sidecar_path",
 ]

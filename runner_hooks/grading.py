@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ Source = str | os.PathLike[str]
 GRADING_SUFFIX = ".grading.json"
 
 
+#: Keys of grading settings that name the judge model (archipelago's first).
+JUDGE_KEYS = ("llm_judge_model", "judge_model")
+
+
 def record_grading(
     manifest: str | os.PathLike[str],
     *,
@@ -29,6 +34,7 @@ def record_grading(
     eval_configs: Any = None,
     scoring_config: Any = None,
     baseline: str = "initial",
+    snapshots: Mapping[str, Source] | GradingInputs | None = None,
     artifacts: Mapping[str, Source] | None = None,
     strict: bool = False,
     code_root: Source = ".",
@@ -38,8 +44,15 @@ def record_grading(
     ``manifest`` is the run's manifest digest, or its sidecar file. Settings,
     verifiers, eval and scoring configs may be JSON values, JSON strings or
     JSON files; secrets in them are redacted. ``baseline`` names the snapshot
-    role the grader compared against (looked up in the manifest). The record
-    is also written beside ``grades`` as ``<grades stem>.grading.json``.
+    role the grader compared against (looked up in the manifest).
+
+    ``snapshots`` are what the grader read, by role (``{"final": "final.zip"}``), or
+    the :class:`GradingInputs` that :func:`fetch_for_grading` wrote: their tree
+    digests are recorded, and one that is not the run's snapshot is refused
+    (``strict``) or recorded as mismatched with a warning. The judge model is read
+    from the grading settings (``llm_judge_model``) when they name one; a
+    ``judge_model`` that says otherwise is an error. The record is also written
+    beside ``grades`` as ``<grades stem>.grading.json``.
     """
     sink = Sink(store, strict=strict)
     run, run_manifest = _run_ref(sink, manifest)
@@ -63,6 +76,7 @@ def record_grading(
                 loaded[what] = casstore.load_json(value)
             except (OSError, ValueError) as exc:
                 sink.skip(what, exc)
+    judge_model = _judge(loaded.get("grading settings"), judge_model)
     redacted = redactor.redact_all(loaded)
 
     def json_input(what: str, value: Any) -> Ref | None:
@@ -70,6 +84,7 @@ def record_grading(
             return None
         return sink.put_bytes(what, casstore.canonical_json(redacted[what]))
 
+    graded, mismatched = _graded(sink, run_manifest, snapshots)
     record = GradingRecord(
         created_at=casstore.utc_timestamp(),
         code=code,
@@ -88,6 +103,8 @@ def record_grading(
             for name, path in (artifacts or {}).items()
             if (ref := sink.put_file(f"artifact {name}", path)) is not None
         },
+        graded_snapshots=graded,
+        mismatched=mismatched,
     )
     data = casstore.encode_record(record)
     ref = sink.put_bytes("grading record", data)
@@ -102,6 +119,52 @@ def record_grading(
     return ref.digest if ref is not None else casstore.hash_bytes(data)
 
 
+def _judge(settings: Any, given: str) -> str:
+    """The judge model the settings name, else the one given; both, disagreeing: an error."""
+    named = next(
+        (str(settings[k]) for k in JUDGE_KEYS if isinstance(settings, dict) and settings.get(k)),
+        "",
+    )
+    if named and given and named != given:
+        raise casstore.ConfigError(
+            f"judge_model={given!r} contradicts the grading settings, which name {named!r}"
+        )
+    return named or given
+
+
+def _graded(
+    sink: Sink, run: RunManifest, snapshots: Mapping[str, Source] | GradingInputs | None
+) -> tuple[dict[str, Ref], list[str]]:
+    """The tree of each snapshot the grader read, and the roles where it is not the run's."""
+    if isinstance(snapshots, GradingInputs):
+        # Fetched from the store and verified: the run's own, by construction.
+        read = {"initial": snapshots.initial_snapshot, "final": snapshots.final_snapshot}
+        return {r: ref for r in read if read[r] and (ref := run.snapshot(r))}, []
+    graded: dict[str, Ref] = {}
+    mismatched: list[str] = []
+    for role, path in (snapshots or {}).items():
+        recorded = run.snapshot(role)
+        try:
+            info = casstore.tree_digest(path)
+        except (casstore.CasError, OSError) as exc:
+            sink.skip(f"graded {role} snapshot", exc)
+            continue
+        if recorded is not None and info.digest == recorded.digest:
+            graded[role] = recorded
+            continue
+        what = "has no such snapshot" if recorded is None else f"holds {recorded.digest}"
+        sink.problem(
+            f"casstore: the {role} snapshot the grader read ({path}, {info.digest}) is not "
+            f"the run's (the run {what}); the grading is recorded as mismatched"
+        )
+        # Kept, so what was graded can be compared with what the run made.
+        stored = sink.put_tree(f"graded {role} snapshot", path)
+        if stored is not None:
+            graded[role] = stored
+        mismatched.append(role)
+    return graded, mismatched
+
+
 @dataclass(frozen=True)
 class GradingInputs:
     """What a run produced, verified and written locally for a grader."""
@@ -113,6 +176,19 @@ class GradingInputs:
     initial_snapshot: Path | None
     final_snapshot: Path | None
     trajectory: Path | None
+    #: Whether :meth:`cleanup` removes ``folder`` (it was made by fetch_for_grading).
+    temporary: bool = False
+
+    def cleanup(self) -> None:
+        """Remove what was fetched, when fetch_for_grading made the folder."""
+        if self.temporary:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> GradingInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
 
 
 def fetch_for_grading(
@@ -126,7 +202,9 @@ def fetch_for_grading(
     ``manifest`` is the run's digest (or tag) or its sidecar. Every byte written
     under ``dest`` (a new temporary folder by default) was re-hashed against the
     manifest's digests first; an object that is missing or corrupt raises, and
-    nothing unverified is left behind. Records nothing.
+    nothing unverified is left behind. Records nothing. Use it as a context manager
+    (``with fetch_for_grading(run) as inputs:``) and a temporary folder is removed
+    on leaving; a ``dest`` given is the caller's to keep.
     """
     opened = store if isinstance(store, Store) else casstore.open_store(store)
     spec = os.fspath(manifest)
@@ -134,6 +212,17 @@ def fetch_for_grading(
     run = casstore.decode_record_as(RunManifest, data, spec)
     folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="cas-grading-"))
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fetch(opened, digest, run, folder, temporary=dest is None)
+    except BaseException:
+        if dest is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _fetch(
+    opened: Store, digest: str, run: RunManifest, folder: Path, *, temporary: bool
+) -> GradingInputs:
 
     def snapshot(role: str) -> Path | None:
         ref = run.snapshot(role)
@@ -147,7 +236,9 @@ def fetch_for_grading(
     if run.trajectory is not None:
         trajectory = folder / "trajectory.json"
         opened.get_file(run.trajectory.digest, trajectory)
-    return GradingInputs(digest, run, folder, snapshot("initial"), snapshot("final"), trajectory)
+    return GradingInputs(
+        digest, run, folder, snapshot("initial"), snapshot("final"), trajectory, temporary
+    )
 
 
 def _run_ref(sink: Sink, manifest: str | os.PathLike[str]) -> tuple[Ref, RunManifest]:

@@ -114,7 +114,9 @@ def test_diff_refuses_a_tree_against_a_manifest(
     assert run_a.initial_snapshot is not None
     code = run(["--store", local_store.url, "diff", a, run_a.initial_snapshot.digest])
     assert code == 2
-    assert "two snapshots (stored trees, folders or archives) or two run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "two snapshots (stored trees, folders or archives), two runs, two gradings" in err
+    assert "got a run-manifest and a tree" in err
 
 
 def decode_as_run(store: Store, digest: str) -> Any:
@@ -159,7 +161,7 @@ def test_manifest_show_errors(
 ) -> None:
     blob = local_store.put_bytes(b"just bytes").digest
     assert run(["--store", local_store.url, "manifest", "show", blob]) == 1
-    assert "not a run manifest or grading record" in capsys.readouterr().err
+    assert "not a run manifest, grading record or suite" in capsys.readouterr().err
     future = tmp_path / "future.manifest.json"
     future.write_bytes(b'{"casstore":"run-manifest","schema_version":"3.0","new":1}')
     assert run(["manifest", "show", str(future)]) == 1

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from casstore._version import __version__
-from casstore.cli import maintenance, objects, record, records, refs, share, verify
+from casstore.cli import (
+    maintenance,
+    objects,
+    record,
+    records,
+    refs,
+    report,
+    share,
+    suites,
+    verify,
+)
 from casstore.cli.common import (
     EXIT_ERROR,
     EXIT_INTEGRITY,
@@ -100,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for group in (objects, refs, records, record, verify, share, maintenance):
+    for group in (objects, refs, records, record, suites, report, verify, share, maintenance):
         group.register(add)
     return parser
 

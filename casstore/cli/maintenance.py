@@ -19,7 +19,7 @@ from casstore.errors import UsageError
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.maintenance.gc import collect
 
     store = open_from_args(args)
@@ -85,7 +85,7 @@ def _duration(text: str) -> float:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     from casstore.cli.output import escape
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.maintenance.fsck import fsck
 
     if not 0 < args.sample <= 100:

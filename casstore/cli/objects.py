@@ -254,7 +254,7 @@ def cmd_has(args: argparse.Namespace) -> int:
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.graph.describe import describe
 
     store = open_from_args(args)

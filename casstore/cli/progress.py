@@ -11,14 +11,6 @@ MIN_TOTAL = 32 << 20
 _REDRAW_SECONDS = 0.1
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 class ProgressBar:
     """Call the instance with a byte count as work is done; :meth:`close` clears the line."""
 
@@ -44,6 +36,8 @@ class ProgressBar:
             self._draw(now)
 
     def _fmt(self, n: float) -> str:
+        from casstore.config import human_bytes
+
         return human_bytes(n) if self.unit == "bytes" else f"{n:.0f} {self.unit}"
 
     def _draw(self, now: float) -> None:

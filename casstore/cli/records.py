@@ -1,4 +1,5 @@
-"""Commands that read records: manifest show, and diff (of trees and of runs)."""
+"""Commands that read records: manifest show, and diff (of trees, runs, gradings and
+suites)."""
 
 from __future__ import annotations
 
@@ -54,16 +55,22 @@ def _operand(spec: str, store: Callable[[], Store]) -> _Operand:
 def cmd_diff(args: argparse.Namespace) -> int:
     from functools import cache
 
-    from casstore.format.records import is_tree_kind
+    from casstore.format.records import GRADING_KIND, RUN_KIND, SUITE_KIND, is_tree_kind
 
     store = cache(lambda: open_from_args(args))
     a, b = _operand(args.a, store), _operand(args.b, store)
-    if a.kind == b.kind == "run-manifest":
+    if a.kind == b.kind == RUN_KIND:
         return _diff_runs(args, store, a.label, b.label)
+    if a.kind == b.kind == GRADING_KIND:
+        return _diff_gradings(args, store, a.label, b.label)
+    if a.kind == b.kind == SUITE_KIND:
+        from casstore.cli.suites import diff_suites_command
+
+        return diff_suites_command(args, store(), a.label, b.label)
     if not (is_tree_kind(a.kind) and is_tree_kind(b.kind)):
         raise UsageError(
-            "cas diff compares two snapshots (stored trees, folders or archives) or two run "
-            f"manifests; got {_what(a.kind)} and {_what(b.kind)}"
+            "cas diff compares two snapshots (stored trees, folders or archives), two runs, "
+            f"two gradings or two suites; got {_what(a.kind)} and {_what(b.kind)}"
         )
     from casstore.trees.diff import diff_entries
 
@@ -86,7 +93,7 @@ def _tree_diff_json(result: Any) -> dict[str, object]:
 
 def print_tree_diff(result: Any, indent: str, limit: int | None = None) -> None:
     from casstore.cli.output import escape
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
 
     changes = result.changes
     for change in changes[:limit]:
@@ -109,7 +116,7 @@ def print_tree_diff(result: Any, indent: str, limit: int | None = None) -> None:
 
 def _diff_runs(args: argparse.Namespace, store: Callable[[], Store], a: str, b: str) -> int:
     from casstore.format.manifest import RunManifest
-    from casstore.runs.diff import ABSENT, diff_manifests
+    from casstore.runs.diff import diff_manifests
     from casstore.runs.records import read_record
 
     digest_a, run_a = read_record(a, store)
@@ -122,37 +129,72 @@ def _diff_runs(args: argparse.Namespace, store: Callable[[], Store], a: str, b: 
         opened = None
     result = diff_manifests(opened, run_a, run_b)
     if args.json:
+        print_json({"a": digest_a, "b": digest_b, "kind": "run-manifest", **_diff_json(result)})
+        return EXIT_OK
+    print(f"a: {digest_a}\nb: {digest_b}")
+    _print_diff(result, "")
+    return EXIT_OK
+
+
+def _diff_gradings(args: argparse.Namespace, store: Callable[[], Store], a: str, b: str) -> int:
+    from casstore.format.manifest import GradingRecord
+    from casstore.runs.diff import diff_gradings
+    from casstore.runs.records import read_record
+
+    digest_a, grading_a = read_record(a, store)
+    digest_b, grading_b = read_record(b, store)
+    assert isinstance(grading_a, GradingRecord) and isinstance(grading_b, GradingRecord)
+    try:
+        opened: Store | None = store()
+    except CasError:
+        opened = None
+    result, runs = diff_gradings(opened, grading_a, grading_b)
+    if args.json:
         print_json(
             {
                 "a": digest_a,
                 "b": digest_b,
-                "kind": "run-manifest",
-                "differences": [d.as_json() for d in result.differences],
-                "snapshots": {
-                    role: _tree_diff_json(tree) for role, tree in result.snapshots.items()
-                },
-                "unavailable": result.unavailable,
-                "same_value": result.same_value,
+                "kind": "grading-record",
+                **_diff_json(result),
+                "runs": None if runs is None else _diff_json(runs),
             }
         )
         return EXIT_OK
     print(f"a: {digest_a}\nb: {digest_b}")
+    _print_diff(result, "")
+    if runs is not None:
+        print(f"runs: {grading_a.run.digest} -> {grading_b.run.digest}")
+        _print_diff(runs, "  ")
+    return EXIT_OK
+
+
+def _diff_json(result: Any) -> dict[str, object]:
+    return {
+        "differences": [d.as_json() for d in result.differences],
+        "snapshots": {role: _tree_diff_json(tree) for role, tree in result.snapshots.items()},
+        "unavailable": result.unavailable,
+        "same_value": result.same_value,
+    }
+
+
+def _print_diff(result: Any, indent: str) -> None:
+    from casstore.runs.diff import ABSENT
+
     if not result:
-        print("no differences")
-        return EXIT_OK
+        print(f"{indent}no differences")
+        return
     for role in result.roles():
-        print(f"{role}:")
+        print(f"{indent}{role}:")
         for d in (d for d in result.differences if d.role == role):
             old = "(absent)" if d.old is ABSENT else _short_json(d.old)
             new = "(absent)" if d.new is ABSENT else _short_json(d.new)
-            print(f"  {d.path or 'digest'}: {old} -> {new}")
+            print(f"{indent}  {d.path or 'digest'}: {old} -> {new}")
         if role in result.snapshots:
-            print_tree_diff(result.snapshots[role], indent="  ", limit=20)
+            print_tree_diff(result.snapshots[role], indent=indent + "  ", limit=20)
         if role in result.unavailable:
-            print(f"  (contents not compared: {result.unavailable[role]})")
+            print(f"{indent}  (contents not compared: {result.unavailable[role]})")
         if role in result.same_value:
-            print("  (the same JSON value: only key order or whitespace differ)")
-    return EXIT_OK
+            print(f"{indent}  (the same JSON value: only key order or whitespace differ)")
 
 
 def _short_json(value: object, width: int = 60) -> str:
@@ -171,7 +213,7 @@ def _short_json(value: object, width: int = 60) -> str:
 def cmd_manifest_show(args: argparse.Namespace) -> int:
     import msgspec
 
-    from casstore.format.manifest import RunManifest
+    from casstore.format.manifest import GradingRecord, RunManifest
     from casstore.runs.records import read_record
 
     try:
@@ -184,8 +226,12 @@ def cmd_manifest_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     if isinstance(record, RunManifest):
         _show_run(digest, record, store)
-    else:
+    elif isinstance(record, GradingRecord):
         _show_grading(digest, record, store)
+    else:
+        from casstore.cli.suites import show_suite
+
+        show_suite(digest, record)
     return EXIT_OK
 
 
@@ -246,7 +292,7 @@ def _show_grading(digest: str, grading: Any, store: Store | None) -> None:
 def _show_ref(
     name: str, ref: Any, store: Store | None, *, snapshot: bool = False, width: int = 20
 ) -> None:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
 
     if ref is None:
         print(f"  {name:{width}} (absent)")
@@ -280,10 +326,17 @@ def register(add: Adder) -> None:
     p = add(
         "diff",
         cmd_diff,
-        "show what differs between two snapshots (file by file) or two runs (input by input)",
+        "show what differs between two snapshots (file by file), runs (input by input), "
+        "gradings, or suites (per label, and the pairs that make the difference)",
     )
     p.add_argument("a", metavar="A", help="a digest, ref or sidecar; or a folder or archive")
     p.add_argument("b", metavar="B", help="the same: any mix of stored and local snapshots")
+    p.add_argument(
+        "--match",
+        default="task",
+        metavar="LABEL",
+        help="for two suites: the label pairing their entries (default: task)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("manifest", cmd_manifest_show, "inspect run manifests and grading records")

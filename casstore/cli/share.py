@@ -24,14 +24,16 @@ if TYPE_CHECKING:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from casstore.format.manifest import RunManifest
+    from casstore.format.manifest import GradingRecord, RunManifest
     from casstore.runs.records import read_record
     from casstore.runs.replay import PLAN_FILE, replay
 
     store = open_from_args(args)
     digest, record = read_record(args.digest, store)
-    if not isinstance(record, RunManifest):
+    if isinstance(record, GradingRecord):
         raise UsageError(f"{digest} is a grading record: replay its run ({record.run.digest})")
+    if not isinstance(record, RunManifest):
+        raise UsageError(f"{digest} is a suite: replay one of its runs")
     plan = replay(store, digest, record, args.into, force=args.force)
     for warning in plan.warnings:
         print(f"cas: warning: {warning}", file=sys.stderr)
@@ -53,7 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.graph.bundle import write_bundle_file
 
     store = open_from_args(args)
@@ -87,7 +89,7 @@ def _kind_label(kind: str | None) -> str:
 
 
 def cmd_unbundle(args: argparse.Namespace) -> int:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.graph.bundle import read_bundle
     from casstore.graph.closure import kind_of_stored
 
@@ -129,7 +131,7 @@ def _other_store(args: argparse.Namespace, spec: str) -> Store:
 
 
 def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> int:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.graph.transfer import transfer
     from casstore.store.refs import resolve_ref
 
@@ -200,7 +202,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def _push_spool(args: argparse.Namespace) -> int:
     """Runs recorded while their store was unreachable, sent to it now."""
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
     from casstore.graph.transfer import TransferResult
     from casstore.runs.spool import Pending, configured_spool, push_spooled
     from casstore.store.open import open_store

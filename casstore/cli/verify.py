@@ -59,16 +59,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_one(args: argparse.Namespace, store: Store, digest: str) -> Any:
-    from casstore.graph.verify import verify_closure
+    from casstore.format.records import SUITE_KIND
+    from casstore.graph.verify import RoleReport, verify_closure
 
     with progress("verify", None, unit="objects") as bar:
-        return verify_closure(
+        report = verify_closure(
             store, digest, jobs=args.jobs, on_plan=plan_setter(bar), on_object=lambda: bar(1)
         )
+    if report.kind == SUITE_KIND and report.roles[0].status == "ok":
+        from casstore.format.manifest import SuiteRecord, decode_as
+        from casstore.runs.suites import suite_problems
+
+        # Every byte may hash right and the numbers still not follow from the gradings.
+        suite = decode_as(SuiteRecord, store.get_bytes(digest), digest)
+        check = RoleReport("aggregates", digest, objects=len(suite.entries))
+        check.corrupt = {problem: problem for problem in suite_problems(store, suite)}
+        report.roles.append(check)
+    return report
 
 
 def _print_verify_report(report: Any) -> None:
-    from casstore.cli.progress import human_bytes
+    from casstore.config import human_bytes
 
     kind = (report.kind or "object").split("/")[0].replace("-", " ")
     print(f"{report.root} ({kind}): {report.status}")
@@ -103,9 +114,9 @@ def _verify_local(args: argparse.Namespace) -> int:
         raise UsageError("--snapshot, --trajectory and --artifact check one run: give one DIGEST")
     store = _try_open(args)
     digest, record = read_record(args.digests[0], store)
-    if isinstance(record, GradingRecord):
-        raise UsageError(f"{digest} is a grading record: give the run's manifest")
-    assert isinstance(record, RunManifest)
+    if not isinstance(record, RunManifest):
+        what = "grading record" if isinstance(record, GradingRecord) else "suite"
+        raise UsageError(f"{digest} is a {what}: give the run's manifest")
     checks = []
     for spec in args.snapshot:
         role, path = _role_path(spec, "--snapshot", "final=PATH")

@@ -1,6 +1,7 @@
-"""Run manifests and grading records: every input and output of a run, by digest.
+"""Run manifests, grading records and suite records: every input and output of a run,
+what its grading scored, and how a suite's scores were aggregated, all by digest.
 
-Both are records (``docs/FORMAT.md``): canonical JSON whose first key is
+All are records (``docs/FORMAT.md``): canonical JSON whose first key is
 ``"casstore"`` naming the kind, then ``schema_version`` as ``MAJOR.MINOR``.
 Fields are only ever added with defaults and a new minor version, so an older
 reader decodes a newer manifest (it ignores what it does not know); a new
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from casstore.errors import ManifestError
-from casstore.format.records import GRADING_KIND, RUN_KIND, record_kind
+from casstore.format.records import GRADING_KIND, RUN_KIND, SUITE_KIND, record_kind
 
 #: 1.1 added what a replay and a diff need: how the runner was invoked, named configs,
 #: environment settings and installed packages. A 1.0 manifest reads as a 1.1 one
@@ -174,6 +175,12 @@ class GradingRecord(
     grades: Ref | None = None
     score: float | None = None
     artifacts: dict[str, Ref] = {}
+    # 1.1
+    #: The snapshots the grader read, by role, as tree digests: the run's, unless
+    #: ``mismatched`` names the role.
+    graded_snapshots: dict[str, Ref] = {}
+    #: Roles whose graded snapshot is not the run's (recorded in best-effort mode).
+    mismatched: list[str] = []
 
     def roles(self) -> dict[str, Ref]:
         out = {"run": self.run}
@@ -187,12 +194,70 @@ class GradingRecord(
             out["grades"] = self.grades
         if self.code.lock_file is not None:
             out["lock_file"] = self.code.lock_file
+        out.update({f"graded:{role}": ref for role, ref in self.graded_snapshots.items()})
         out.update({f"artifact:{name}": ref for name, ref in self.artifacts.items()})
         return out
 
 
-Record = RunManifest | GradingRecord
-_R = TypeVar("_R", RunManifest, GradingRecord)
+class Aggregate(msgspec.Struct, frozen=True):
+    """The mean score of some entries (None when none has a score) and how many had one."""
+
+    mean: float | None
+    count: int
+
+
+class SuiteEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One graded task of a suite: its grading record, its labels (``domain``, ``task``)
+    and the score that record holds (checked against it by ``cas verify``)."""
+
+    grading: Ref
+    labels: dict[str, str] = {}
+    score: float | None = None
+
+
+class SuiteRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="casstore", tag=SUITE_KIND):
+    """How per-task grades became a suite's scores: the entries and the aggregates."""
+
+    schema_version: str = SCHEMA_VERSION
+    created_at: str = ""
+    name: str = ""
+    entries: list[SuiteEntry] = []
+    #: The mean over every entry with a score.
+    overall: Aggregate = Aggregate(None, 0)
+    #: Label -> value -> the mean of the entries with that value (``domain`` -> ``Law``).
+    by_label: dict[str, dict[str, Aggregate]] = {}
+
+    def roles(self) -> dict[str, Ref]:
+        return {_entry_role(i, e): e.grading for i, e in enumerate(self.entries)}
+
+
+def _entry_role(index: int, entry: SuiteEntry) -> str:
+    label = entry.labels.get("task") or "/".join(entry.labels.values())
+    return f"entry:{label}" if label else f"entry:{index}"
+
+
+def aggregate(entries: list[SuiteEntry]) -> tuple[Aggregate, dict[str, dict[str, Aggregate]]]:
+    """The overall and per-label aggregates of ``entries``: the one computation both
+    recording and verifying a suite use (fsum: the same whatever the entries' order)."""
+    import math
+
+    def mean(scores: list[float]) -> Aggregate:
+        return Aggregate(math.fsum(scores) / len(scores) if scores else None, len(scores))
+
+    scored = [e for e in entries if e.score is not None]
+    groups: dict[str, dict[str, list[float]]] = {}
+    for entry in scored:
+        for key, value in entry.labels.items():
+            groups.setdefault(key, {}).setdefault(value, []).append(float(entry.score or 0))
+    by_label = {
+        key: {value: mean(scores) for value, scores in sorted(values.items())}
+        for key, values in sorted(groups.items())
+    }
+    return mean([float(e.score or 0) for e in scored]), by_label
+
+
+Record = RunManifest | GradingRecord | SuiteRecord
+_R = TypeVar("_R", RunManifest, GradingRecord, SuiteRecord)
 _ENCODER = msgspec.json.Encoder(order="deterministic")
 
 
@@ -200,9 +265,10 @@ class _Version(msgspec.Struct):
     schema_version: str = ""
 
 
-_KINDS: dict[str, type[RunManifest] | type[GradingRecord]] = {
+_KINDS: dict[str, type[RunManifest] | type[GradingRecord] | type[SuiteRecord]] = {
     RUN_KIND: RunManifest,
     GRADING_KIND: GradingRecord,
+    SUITE_KIND: SuiteRecord,
 }
 _VERSION = msgspec.json.Decoder(_Version)
 
@@ -218,14 +284,16 @@ def encode(record: Record) -> bytes:
 
 
 def decode(data: bytes, what: str = "record") -> Record:
-    """A run manifest or grading record from its bytes."""
+    """A run manifest, grading record or suite record from its bytes."""
     kind = record_kind(data)
     if kind == RUN_KIND:
         return _decode_as(RunManifest, data, what)
     if kind == GRADING_KIND:
         return _decode_as(GradingRecord, data, what)
+    if kind == SUITE_KIND:
+        return _decode_as(SuiteRecord, data, what)
     found = f"a {kind} record" if kind else "not a casstore record"
-    raise ManifestError(f"{what}: not a run manifest or grading record ({found})")
+    raise ManifestError(f"{what}: not a run manifest, grading record or suite ({found})")
 
 
 def decode_as(cls: type[_R], data: bytes, what: str = "record") -> _R:

@@ -21,6 +21,7 @@ MAX_RECORD_BYTES = 256 << 20
 TREE_KIND = "tree/1"
 RUN_KIND = "run-manifest"
 GRADING_KIND = "grading-record"
+SUITE_KIND = "suite-record"
 
 
 def record_kind(head: bytes) -> str | None:

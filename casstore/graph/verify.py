@@ -1,4 +1,4 @@
-"""Verify a run, a grading record or a tree: every object of its closure exists and
+"""Verify a run, a grading record, a suite or a tree: every object of its closure exists and
 re-hashes to its digest, reported by role (``final_snapshot: 3 objects missing``)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from casstore.errors import IntegrityError, ManifestError, ObjectNotFound
-from casstore.format.manifest import GradingRecord, RunManifest, decode_as
-from casstore.format.records import GRADING_KIND, RUN_KIND
+from casstore.format.manifest import GradingRecord, RunManifest, SuiteRecord, decode_as
+from casstore.format.records import GRADING_KIND, RUN_KIND, SUITE_KIND
 from casstore.graph.closure import kind_of_stored, walk
 from casstore.trees.diff import TreeDiff, diff_entries
 
@@ -86,6 +86,11 @@ def _roles(store: Store, root: str, kind: str | None) -> list[tuple[str, str, bo
             return roles  # the "run" role reports it
         roles += [(f"run.{r}", ref.digest, True) for r, ref in run.roles().items()]
         return roles
+    if kind == SUITE_KIND:
+        suite = decode_as(SuiteRecord, store.get_bytes(root), root)
+        return [("suite_record", root, False)] + [
+            (r, ref.digest, True) for r, ref in suite.roles().items()
+        ]
     return [("tree" if kind else "object", root, True)]
 
 

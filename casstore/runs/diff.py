@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from casstore.errors import CasError
-from casstore.format.manifest import RUNNER_MANIFEST, Invocation, Ref, RunManifest
+from casstore.format.manifest import (
+    RUNNER_MANIFEST,
+    GradingRecord,
+    Invocation,
+    Ref,
+    RunManifest,
+    decode_as,
+)
 from casstore.trees.diff import TreeDiff, diff_trees
 
 if TYPE_CHECKING:
@@ -41,6 +48,8 @@ PARAMETERS = (
     "agent_config_values",
 )
 JSON_INPUTS = ("agent_config", "orchestrator_config", "initial_messages", "mcp_config")
+GRADING_FIELDS = ("judge_model", "baseline_role", "score", "mismatched")
+GRADING_JSON = ("grading_settings", "verifiers", "eval_configs", "scoring_config", "grades")
 OUTPUTS = ("trajectory",)
 #: JSON inputs larger than this are compared by digest only.
 MAX_JSON_BYTES = 16 << 20
@@ -146,6 +155,53 @@ def diff_manifests(store: Store | None, a: RunManifest, b: RunManifest) -> Manif
     return result
 
 
+def diff_gradings(
+    store: Store | None, a: GradingRecord, b: GradingRecord
+) -> tuple[ManifestDiff, ManifestDiff | None]:
+    """What differs between two gradings (judge, settings, verifiers and configs key by
+    key, grader code, grades verifier by verifier, the score), and between their runs
+    when they graded different ones (None when the same run, or it cannot be read)."""
+    result = ManifestDiff()
+    for name in GRADING_FIELDS:
+        old, new = getattr(a, name), getattr(b, name)
+        if old != new or type(old) is not type(new):
+            result.differences.append(Difference("grading", name, old, new))
+    result.differences += diff_values(
+        "grader code", msgspec.to_builtins(a.code), msgspec.to_builtins(b.code)
+    )
+    for name in GRADING_JSON:
+        _diff_json_input(store, result, name, getattr(a, name), getattr(b, name))
+    for role in sorted(a.graded_snapshots.keys() | b.graded_snapshots.keys()):
+        name = f"graded:{role}"
+        _diff_ref(result, name, a.graded_snapshots.get(role), b.graded_snapshots.get(role))
+    if a.run.digest == b.run.digest or store is None:
+        return result, None
+    try:
+        run_a = decode_as(RunManifest, store.get_bytes(a.run.digest), a.run.digest)
+        run_b = decode_as(RunManifest, store.get_bytes(b.run.digest), b.run.digest)
+    except CasError as exc:
+        result.unavailable["run"] = str(exc)
+        return result, None
+    return result, diff_manifests(store, run_a, run_b)
+
+
+def by_id(value: Any) -> Any:
+    """A JSON value with each list of objects that all carry an id (``verifier_id``,
+    ``id``) made a mapping by that id: grades compare verifier by verifier, not by
+    position in a list."""
+    if isinstance(value, dict):
+        return {key: by_id(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [by_id(item) for item in value]
+        for key in ("verifier_id", "id"):
+            ids = [i.get(key) for i in items if isinstance(i, dict)]
+            named = all(isinstance(i, str) for i in ids) and len(set(ids)) == len(ids)
+            if items and len(ids) == len(items) and named:
+                return {str(i[key]): i for i in items}
+        return items
+    return value
+
+
 def _invocation(invocation: Invocation | None) -> Any:
     """An invocation as compared: input files by role (their contents are compared as
     inputs; where they lay is no difference), placeholders by name."""
@@ -197,6 +253,8 @@ def _diff_json_input(
     except (msgspec.DecodeError, UnicodeDecodeError):
         result.unavailable[role] = "not JSON"
         return
+    if role == "grades":  # verifier by verifier, wherever each stands in the list
+        before, after = by_id(before), by_id(after)
     found = diff_values(role, before, after)
     result.differences += found
     if not found:

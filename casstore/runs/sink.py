@@ -139,6 +139,12 @@ class Sink:
             self.skip(what, exc)
             return None
 
+    def problem(self, message: str) -> None:
+        """Something recorded is not what it should be: raise when strict, else warn."""
+        if self.strict:
+            raise CasError(message)
+        warn(message)
+
     def skip(self, what: str, exc: Exception) -> None:
         """Warn that ``what`` is not recorded (raise when strict)."""
         if self.strict:

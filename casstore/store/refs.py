@@ -1,7 +1,8 @@
 """Refs: names under ``refs/`` holding one digest, and what a user types, resolved.
 
-A ref is ``<kind>/<name>``: ``tags/<name>`` (``cas tag``), ``runs/<trajectory id>``
-and ``gradings/<id>`` (created when a run or a grading is recorded). Names may
+A ref is ``<kind>/<name>``: ``tags/<name>`` (``cas tag``), ``runs/<trajectory id>``,
+``gradings/<id>`` and ``suites/<name>`` (created when a run, a grading or a suite is
+recorded). Names may
 have namespaces (``team-a/law/run7``). Refs are gc's roots, and they never move
 silently: moving one to another target takes ``force``; recording claims a new
 name (``t1``, then ``t1-2``...) instead of overwriting.
@@ -12,8 +13,8 @@ What a user types resolves in this order (``docs/FORMAT.md`` section 2):
 2. 8 to 63 hex characters: the one object whose digest starts with them (a
    ref name is never 8 hex characters or more, so a prefix is never mistaken
    for a name);
-3. ``tags/X``, ``runs/X``, ``gradings/X``: that ref;
-4. any other ``X``: ``tags/X``, else ``runs/X``, else ``gradings/X``.
+3. ``tags/X``, ``runs/X``, ``gradings/X``, ``suites/X``: that ref;
+4. any other ``X``: ``tags/X``, else ``runs/X``, else ``gradings/X``, else ``suites/X``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from casstore.format.digest import (
 if TYPE_CHECKING:
     from casstore.store.objects import Store
 
-KINDS = ("tags", "runs", "gradings")
+KINDS = ("tags", "runs", "gradings", "suites")
 MAX_LENGTH = 200
 # Each part: no leading '.', so no '..' or hidden files; '/' separates namespaces.
 _PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+=-]*")

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         args.run_manifest or sidecar_path(args.trajectory),  # casstore
         grades=args.output,  # casstore
         score=score,  # casstore
-        judge_model=model,  # casstore
+        snapshots={"initial": args.initial_snapshot, "final": args.final_snapshot},  # casstore
         grading_settings=args.grading_settings,  # casstore
         verifiers=args.verifiers,  # casstore
         eval_configs=args.eval_configs,  # casstore
