@@ -23,6 +23,8 @@ TREE_MAX_BYTES = "[tree] max_bytes in store.toml"
 ENV_STORE = "CAS_STORE"
 #: The embedded store's folder, beside ``store.toml``.
 EMBEDDED_DIR = ".cas"
+#: A configuration is a few hundred bytes; anything near this is not one.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class StoreSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -74,6 +76,10 @@ class TreeSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: What a snapshot may unpack to before it is refused as a decompression bomb:
     #: bytes, or a size with a unit ("1TiB").
     max_bytes: str | int = "1TiB"
+    #: The most entries (files, links, empty folders) a tree may have, and the largest
+    #: tree record read: each entry costs about 1 KiB of memory while a tree is used.
+    max_entries: int = 250_000
+    max_record_bytes: str | int = "32MiB"
 
 
 class RecordSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -149,6 +155,11 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
     if path is None:
         return Config()
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {size} bytes; a store.toml is at most {MAX_CONFIG_BYTES} (is it one?)"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -156,7 +167,7 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
         parsed = msgspec.toml.decode(data, type=ConfigFile)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     if not -7 <= parsed.store.compression_level <= 22:
         raise ConfigError(f"{path}: store.compression_level must be between -7 and 22")
@@ -167,6 +178,13 @@ def load_config(path: Path | None = None, *, search: bool = True) -> Config:
         )
     # Sizes are checked now, so a bad one is named before any work starts.
     parse_size(parsed.tree.max_bytes, f"{path}: [tree] max_bytes")
+    parse_size(parsed.tree.max_record_bytes, f"{path}: [tree] max_record_bytes")
+    if parsed.tree.max_entries < 1:
+        raise ConfigError(f"{path}: [tree] max_entries must be 1 or more")
+    named = [parsed.store.url, parsed.cache.dir, parsed.record.spool, parsed.s3.endpoint_url]
+    named += [remote.url for remote in parsed.remotes.values()]
+    if any("\x00" in text for text in named if text):
+        raise ConfigError(f"{path}: a URL or folder with a NUL byte")
     parse_size(parsed.cache.max_size, f"{path}: [cache] max_size")
     return Config(path, parsed)
 
@@ -175,6 +193,8 @@ def normalize_url(url: str, base_dir: Path) -> str:
     """Resolve a local path against ``base_dir``; leave other URLs as they are."""
     if not url:
         raise ConfigError("empty store URL")
+    if "\x00" in url:
+        raise ConfigError(f"a store URL with a NUL byte: {url!r}")
     scheme, sep, rest = url.partition("://")
     if sep and scheme != "file":
         return url

@@ -142,11 +142,13 @@ def _tree_json(info: Any, source: str) -> dict[str, object]:
 
 def cmd_tree(args: argparse.Namespace) -> int:
     from casstore.config import TREE_MAX_BYTES, load_config, parse_size
+    from casstore.format.tree import Limits
     from casstore.trees.ingest import tree_digest
 
-    limit = parse_size(load_config().file.tree.max_bytes, TREE_MAX_BYTES)
+    config = load_config()
+    limit = parse_size(config.file.tree.max_bytes, TREE_MAX_BYTES)
     for source in args.sources:
-        info = tree_digest(source, max_bytes=limit)
+        info = tree_digest(source, max_bytes=limit, limits=Limits.of(config))
         if args.json:
             print_json(_tree_json(info, source))
         else:
@@ -170,7 +172,8 @@ def _write_verified_to_stdout(store: Store, digest: str) -> None:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from casstore.format.tree import is_tree
+    from casstore.format.records import is_tree_kind
+    from casstore.graph.closure import kind_of_stored
 
     store = open_from_args(args)
     digest = store.resolve(args.digest)
@@ -181,8 +184,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         occupied = bool(os.listdir(output))  # an empty folder is fine
     if occupied and not args.force:
         raise DestinationError(f"{output} exists: pass --force to replace it")
-    with store.open(digest) as reader:
-        tree = is_tree(reader.read(64))
+    tree = is_tree_kind(kind_of_stored(store, digest))  # never a blob that only looks like one
     if tree and (not to_stdout or args.format):
         return _get_tree(args, store, digest, to_stdout)
     if args.format:

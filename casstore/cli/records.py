@@ -48,7 +48,9 @@ def _operand(spec: str, store: Callable[[], Store]) -> _Operand:
     digest = opened.resolve(spec)
     kind = kind_of_stored(opened, digest)
     if is_tree_kind(kind):
-        return _Operand(digest, kind, tree.decode(opened.get_bytes(digest), digest))
+        from casstore.trees.checkout import load
+
+        return _Operand(digest, kind, load(opened, digest))
     return _Operand(digest, kind)
 
 

@@ -71,7 +71,7 @@ def _verify_one(args: argparse.Namespace, store: Store, digest: str) -> Any:
         from casstore.runs.suites import suite_problems
 
         # Every byte may hash right and the numbers still not follow from the gradings.
-        suite = decode_as(SuiteRecord, store.get_bytes(digest), digest)
+        suite = decode_as(SuiteRecord, store.get_record(digest), digest)
         check = RoleReport("aggregates", digest, objects=len(suite.entries))
         check.corrupt = {problem: problem for problem in suite_problems(store, suite)}
         report.roles.append(check)

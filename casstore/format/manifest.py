@@ -309,7 +309,7 @@ def decode_as(cls: type[_R], data: bytes, what: str = "record") -> _R:
 def _decode_as(cls: type[_R], data: bytes, what: str) -> _R:
     try:
         version = _VERSION.decode(data).schema_version
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ManifestError(f"{what}: malformed record: {exc}") from None
     major, _, _ = version.partition(".")
     if not major.isdigit():
@@ -323,5 +323,5 @@ def _decode_as(cls: type[_R], data: bytes, what: str) -> _R:
         )
     try:
         return msgspec.json.decode(data, type=cls)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ManifestError(f"{what}: malformed {cls.__name__}: {exc}") from None

@@ -9,7 +9,8 @@ recorded, so one filesystem state has one digest (``docs/FORMAT.md``).
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -17,8 +18,48 @@ from casstore.errors import ArchiveError, IntegrityError
 from casstore.format.digest import is_digest
 from casstore.format.records import TREE_KIND, record_kind
 
+if TYPE_CHECKING:
+    from casstore.config import Config
+
 KIND = TREE_KIND
 Kind = Literal["file", "symlink", "dir"]
+#: The longest path or symlink target a tree holds, in UTF-8 bytes (Linux's PATH_MAX):
+#: no snapshot could be materialised with a longer one.
+MAX_PATH = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a tree casstore builds or reads, and the largest record (tree, run
+    manifest, grading, suite) it reads (``[tree]`` of store.toml): a decoded entry
+    costs about 1 KiB of memory, so the defaults keep a tree under ~256 MB."""
+
+    max_entries: int = 250_000
+    max_record_bytes: int = 32 << 20
+
+    @classmethod
+    def of(cls, config: Config) -> Limits:
+        from casstore.config import parse_size
+
+        section = config.file.tree
+        return cls(section.max_entries, parse_size(section.max_record_bytes))
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.max_record_bytes:
+            raise ArchiveError(
+                f"{what}: a record of {size} bytes, more than [tree] max_record_bytes "
+                f"({self.max_record_bytes}); raise it in store.toml to read it"
+            )
+
+    def check_entries(self, count: int, what: str) -> None:
+        if count > self.max_entries:
+            raise ArchiveError(
+                f"{what}: more than {self.max_entries} entries ([tree] max_entries); raise "
+                "it in store.toml for a snapshot this large (about 1 KiB of memory each)"
+            )
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -51,6 +92,8 @@ def normalize_path(name: str, member: str | None = None) -> str:
     what = member if member is not None else name
     if "\x00" in name:
         raise ArchiveError(f"{what!r}: a path with a NUL byte")
+    if len(name) > MAX_PATH:
+        raise ArchiveError(f"{what[:80]!r}...: a path longer than {MAX_PATH} characters")
     path = name
     if path.startswith("/"):
         raise ArchiveError(f"{what!r}: an absolute path")
@@ -88,6 +131,8 @@ def check(ordered: list[Entry]) -> None:
             raise ArchiveError("an entry with an empty path")
         if entry.path == previous:
             raise ArchiveError(f"{entry.path!r}: the same path twice")
+        if len(entry.target) > MAX_PATH:
+            raise ArchiveError(f"{entry.path!r}: a symlink target over {MAX_PATH} characters")
         previous = entry.path
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
@@ -112,8 +157,9 @@ class _Record(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Record)
 
 
-def decode(data: bytes, digest: str = "tree") -> list[Entry]:
-    """Entries of a stored tree record; IntegrityError unless it is one, canonical.
+def decode(data: bytes, digest: str = "tree", limits: Limits = DEFAULT_LIMITS) -> list[Entry]:
+    """Entries of a stored tree record; IntegrityError unless it is one, canonical,
+    and ArchiveError when it is larger than ``limits``.
 
     Canonical means what :func:`encode` writes: entries strictly sorted, no
     duplicate, nothing below a file or symlink, and the same bytes when encoded
@@ -122,10 +168,12 @@ def decode(data: bytes, digest: str = "tree") -> list[Entry]:
     """
     if record_kind(data) != KIND:
         raise IntegrityError(f"{digest} is not a tree record")
+    limits.check_size(len(data), digest)
     try:
         entries = _DECODER.decode(data).entries
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise IntegrityError(f"{digest} is not a valid tree record ({exc})") from None
+    limits.check_entries(len(entries), digest)
     previous = b""
     for entry in entries:
         if entry.type == "file" and (entry.size < 0 or not is_digest(entry.digest)):

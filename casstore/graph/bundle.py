@@ -12,12 +12,14 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
@@ -187,7 +189,7 @@ def _objects(
 def _header(data: bytes, path: str | os.PathLike[str]) -> Header:
     try:
         header = msgspec.json.decode(data, type=Header)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(f"{path}: a malformed {HEADER_NAME} ({exc})") from None
     if header.format != FORMAT or header.version != VERSION:
         raise BundleError(f"{path}: a {header.format} version {header.version}, not {FORMAT} 1")
@@ -196,6 +198,22 @@ def _header(data: bytes, path: str | os.PathLike[str]) -> Header:
         if root not in listed:
             raise BundleError(f"{path}: root {root} is not in the bundle")
     return header
+
+
+class _Slice(io.RawIOBase):
+    """``size`` bytes of ``f`` from where it stands."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f, self._left = f, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._f.read(min(len(buffer), self._left))
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
 
 
 def check_bundle(path: str | os.PathLike[str]) -> Header:
@@ -224,21 +242,28 @@ def read_bundle(
     result = BundleResult(list(header.roots), len(header.objects))
     result.size = sum(ref.size for ref in header.objects)
     absent = set(store.missing([ref.digest for ref in header.objects]))
-    records: list[tuple[str, bytes]] = []
-    with store.batch() as batch, _opened(path) as (_, objects):
+    # Records wait on disk, not in memory, until everything else is published.
+    records: list[tuple[str, int, int]] = []
+    with (
+        tempfile.TemporaryFile(dir=store.backend.staging_dir()) as waiting,
+        store.batch() as batch,
+        _opened(path) as (_, objects),
+    ):
         for ref, reader in objects:
             if ref.digest in absent:
                 head = reader.read(min(ref.size, HEAD_BYTES))
+                stream = io.BufferedReader(Prefixed(head, reader), 1 << 20)
                 if record_kind(head) is not None and ref.size <= MAX_RECORD_BYTES:
-                    records.append((ref.digest, head + reader.read(ref.size - len(head))))
+                    records.append((ref.digest, waiting.tell(), ref.size))
+                    shutil.copyfileobj(stream, waiting, 1 << 20)
                 else:
-                    stream = io.BufferedReader(Prefixed(head, reader), 1 << 20)
                     batch.put_stream(stream, size=ref.size, expected=ref.digest)
                 result.imported += 1
                 result.imported_bytes += ref.size
             if on_object is not None:
                 on_object(ref.size)
         batch.flush()
-        for digest, data in records:
-            batch.put_stream(io.BytesIO(data), size=len(data), expected=digest)
+        for digest, offset, size in records:
+            waiting.seek(offset)
+            batch.put_stream(_Slice(waiting, size), size=size, expected=digest)
     return result

@@ -67,13 +67,19 @@ def _read_record(store: Store, digest: str) -> tuple[str | None, Any, list[str]]
         kind = record_kind(head)
         if kind is None:
             return None, None, chunks
+        # Bounded before reading: a record's references must be read to walk it, and
+        # one too large is an error (gc then stops), never a blob skipped.
+        store.tree_limits.check_size(reader.size, digest)
         data = head + reader.read()
     import msgspec
 
     try:
-        return kind, msgspec.json.decode(data), []
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        record = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise IntegrityError(f"{digest}: a {kind} record that is not valid JSON") from exc
+    if is_tree_kind(kind) and isinstance(record, dict):
+        store.tree_limits.check_entries(len(record.get("entries") or ()), digest)
+    return kind, record, []
 
 
 def walk(store: Store, roots: Iterable[str]) -> Closure:

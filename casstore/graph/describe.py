@@ -76,9 +76,9 @@ def describe(store: Store, digest: str) -> Description:
         stored = info.stored_size + sum(store.stat(c).stored_size for c in set(chunks))
         return Description(digest, kind, info.size, stored, info.encoding, chunks=len(chunks))
     if kind == "tree":
-        from casstore.format import tree
+        from casstore.trees.checkout import load
 
-        entries = [e for e in tree.decode(store.get_bytes(digest), digest) if e.type == "file"]
+        entries = [e for e in load(store, digest) if e.type == "file"]
         return Description(
             digest,
             kind,

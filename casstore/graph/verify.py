@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from casstore.errors import IntegrityError, ManifestError, ObjectNotFound
+from casstore.errors import ArchiveError, IntegrityError, ManifestError, ObjectNotFound
 from casstore.format.manifest import GradingRecord, RunManifest, SuiteRecord, decode_as
 from casstore.format.records import GRADING_KIND, RUN_KIND, SUITE_KIND
 from casstore.graph.closure import kind_of_stored, walk
+from casstore.trees.checkout import load
 from casstore.trees.diff import TreeDiff, diff_entries
 
 if TYPE_CHECKING:
@@ -72,22 +73,22 @@ class VerifyReport:
 def _roles(store: Store, root: str, kind: str | None) -> list[tuple[str, str, bool]]:
     """(role, digest, walk its closure?) for the root; the record itself is shallow."""
     if kind == RUN_KIND:
-        run = decode_as(RunManifest, store.get_bytes(root), root)
+        run = decode_as(RunManifest, store.get_record(root), root)
         return [("manifest", root, False)] + [
             (r, ref.digest, True) for r, ref in run.roles().items()
         ]
     if kind == GRADING_KIND:
-        grading = decode_as(GradingRecord, store.get_bytes(root), root)
+        grading = decode_as(GradingRecord, store.get_record(root), root)
         roles = [("grading_record", root, False)]
         roles += [(r, ref.digest, r != "run") for r, ref in grading.roles().items()]
         try:
-            run = decode_as(RunManifest, store.get_bytes(grading.run.digest), grading.run.digest)
+            run = decode_as(RunManifest, store.get_record(grading.run.digest), grading.run.digest)
         except (ObjectNotFound, IntegrityError, ManifestError):
             return roles  # the "run" role reports it
         roles += [(f"run.{r}", ref.digest, True) for r, ref in run.roles().items()]
         return roles
     if kind == SUITE_KIND:
-        suite = decode_as(SuiteRecord, store.get_bytes(root), root)
+        suite = decode_as(SuiteRecord, store.get_record(root), root)
         return [("suite_record", root, False)] + [
             (r, ref.digest, True) for r, ref in suite.roles().items()
         ]
@@ -222,8 +223,8 @@ def check_snapshot(store: Store | None, run: RunManifest, role: str, path: str) 
         check.note = "no store to show what differs"
         return check
     try:
-        stored = tree.decode(store.get_bytes(recorded.digest), recorded.digest)
-    except (ObjectNotFound, IntegrityError) as exc:
+        stored = load(store, recorded.digest)
+    except (ObjectNotFound, IntegrityError, ArchiveError) as exc:
         check.note = f"cannot show what differs: {exc}"
         return check
     check.diff = diff_entries(stored, tree.decode(record, path))

@@ -58,7 +58,7 @@ def _check(store: Store, digest: str) -> tuple[int, str | None, Any]:
                 data = head + reader.read()
                 try:
                     return reader.size, None, msgspec.json.decode(data)
-                except (msgspec.DecodeError, UnicodeDecodeError):
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                     return reader.size, None, None
             buffer = bytearray(1 << 20)
             while reader.readinto(buffer):

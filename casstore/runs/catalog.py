@@ -37,7 +37,7 @@ def list_runs(
     runs: list[RunEntry] = []
     for ref, digest in store.refs(kind_pattern("runs", pattern)).items():
         try:
-            record = decode(store.get_bytes(digest), digest)
+            record = decode(store.get_record(digest), digest)
         except CasError:
             continue  # not a run manifest: listed by cas refs, not here
         if not isinstance(record, RunManifest) or (model and record.orchestrator_model != model):
@@ -51,7 +51,7 @@ def list_runs(
     gradings: list[tuple[str, str, GradingRecord]] = []
     for _ref, digest in store.refs("gradings/*").items():
         try:
-            grading = decode(store.get_bytes(digest), digest)
+            grading = decode(store.get_record(digest), digest)
         except CasError:
             continue
         if isinstance(grading, GradingRecord) and grading.run.digest in by_digest:

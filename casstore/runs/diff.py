@@ -177,8 +177,8 @@ def diff_gradings(
     if a.run.digest == b.run.digest or store is None:
         return result, None
     try:
-        run_a = decode_as(RunManifest, store.get_bytes(a.run.digest), a.run.digest)
-        run_b = decode_as(RunManifest, store.get_bytes(b.run.digest), b.run.digest)
+        run_a = decode_as(RunManifest, store.get_record(a.run.digest), a.run.digest)
+        run_b = decode_as(RunManifest, store.get_record(b.run.digest), b.run.digest)
     except CasError as exc:
         result.unavailable["run"] = str(exc)
         return result, None
@@ -250,7 +250,7 @@ def _diff_json_input(
     except CasError as exc:
         result.unavailable[role] = str(exc)
         return
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         result.unavailable[role] = "not JSON"
         return
     if role == "grades":  # verifier by verifier, wherever each stands in the list

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from casstore.errors import ManifestError
 from casstore.format.digest import hash_bytes
 from casstore.format.manifest import Record, decode
-from casstore.format.records import MAX_RECORD_BYTES
+from casstore.format.tree import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -19,8 +19,7 @@ def read_record_bytes(spec: str, store: Callable[[], Store] | Store | None) -> t
     """The digest and bytes named by ``spec``: a sidecar file, else a digest, prefix
     or tag in ``store`` (a Store, or a function opening one only when needed)."""
     if os.path.isfile(spec):
-        if os.path.getsize(spec) > MAX_RECORD_BYTES:
-            raise ManifestError(f"{spec}: too large to be a run manifest or grading record")
+        DEFAULT_LIMITS.check_size(os.path.getsize(spec), spec)
         with open(spec, "rb") as f:
             data = f.read()
         return hash_bytes(data), data
@@ -28,11 +27,7 @@ def read_record_bytes(spec: str, store: Callable[[], Store] | Store | None) -> t
         raise ManifestError(f"{spec}: no such file, and no store to look it up in")
     opened = store() if callable(store) else store
     digest = opened.resolve(spec)
-    with opened.open(digest) as reader:
-        if reader.size > MAX_RECORD_BYTES:
-            raise ManifestError(f"{digest}: too large to be a run manifest or grading record")
-        data = reader.read()
-    return digest, data
+    return digest, opened.get_record(digest)
 
 
 def read_record(spec: str, store: Callable[[], Store] | Store | None) -> tuple[str, Record]:

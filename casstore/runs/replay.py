@@ -88,7 +88,7 @@ def replay(
         plan.files[role] = paths[role] = str(target)
         try:
             content = json.loads(target.read_bytes())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         plan.variables += [f"{role}: {path}" for path in redacted_paths(content)]
     plan.variables += [

@@ -133,7 +133,7 @@ def _verifier_results(store: Store, grading: GradingRecord) -> list[tuple[str, f
         return []
     try:
         grades = json.loads(store.get_bytes(grading.grades.digest))
-    except (CasError, ValueError):
+    except (CasError, ValueError, RecursionError):
         return []
     out = []
     for item in grades.get("verifier_results", []) if isinstance(grades, dict) else []:

@@ -204,10 +204,14 @@ def _configured_target() -> str | None:
 
 
 def load_json(value: Any) -> Any:
-    """A JSON value: as given, parsed from a JSON string, or read from a JSON file."""
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
-        with open(value, encoding="utf-8") as f:
-            return json.load(f)
-    if isinstance(value, str | bytes):
-        return json.loads(value)
+    """A JSON value: as given, parsed from a JSON string, or read from a JSON file
+    (ValueError when it is not JSON, nested too deep included)."""
+    try:
+        if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
+            with open(value, encoding="utf-8") as f:
+                return json.load(f)
+        if isinstance(value, str | bytes):
+            return json.loads(value)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
     return value

@@ -40,7 +40,7 @@ READS = 16
 
 
 def _grading(store: Store, digest: str) -> GradingRecord:
-    return decode_as(GradingRecord, store.get_bytes(digest), digest)
+    return decode_as(GradingRecord, store.get_record(digest), digest)
 
 
 def record_suite(
@@ -285,8 +285,8 @@ def _differs(store: Store, pair: Pair) -> list[str]:
     """Which inputs of the pair's gradings and runs differ (by digest: cheap)."""
     try:
         ga, gb = _grading(store, pair.a.grading.digest), _grading(store, pair.b.grading.digest)
-        ra = decode_as(RunManifest, store.get_bytes(ga.run.digest), ga.run.digest)
-        rb = decode_as(RunManifest, store.get_bytes(gb.run.digest), gb.run.digest)
+        ra = decode_as(RunManifest, store.get_record(ga.run.digest), ga.run.digest)
+        rb = decode_as(RunManifest, store.get_record(gb.run.digest), gb.run.digest)
     except (CasError, OSError) as exc:
         return [f"(not compared: {exc})"]
     found: dict[str, None] = {}

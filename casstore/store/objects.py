@@ -8,6 +8,7 @@ refs in :mod:`casstore.store.refs`, opening in :mod:`casstore.store.open`.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from casstore.format import layout, objects
 from casstore.format.digest import hash_bytes, parse_digest
 from casstore.format.objects import IO_SIZE, Progress, Readable
 from casstore.format.reader import VerifyingReader
+from casstore.format.tree import Limits
 from casstore.store import refs
 from casstore.store.indexes import IndexSet
 from casstore.store.packs import BlockReader
@@ -72,6 +74,17 @@ class Store(refs.Names):
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    @functools.cached_property
+    def tree_limits(self) -> Limits:
+        """How large a tree this store builds or reads (``[tree]`` of store.toml)."""
+        return Limits.of(self.config)
+
+    def get_record(self, digest: str) -> bytes:
+        """A record's bytes, verified; refused unread when over ``[tree] max_record_bytes``."""
+        with self.open(digest) as reader:
+            self.tree_limits.check_size(reader.size, digest)
+            return reader.read()
 
     @property
     def read_only(self) -> bool:
@@ -367,7 +380,9 @@ class Store(refs.Names):
 
         if max_bytes is None:
             max_bytes = parse_size(self.config.file.tree.max_bytes, TREE_MAX_BYTES)
-        return put_tree(self, source, max_bytes=max_bytes, progress=progress)
+        return put_tree(
+            self, source, max_bytes=max_bytes, progress=progress, limits=self.tree_limits
+        )
 
     def get_tree(
         self,

@@ -198,12 +198,14 @@ def _looks_like_tar(head: bytes) -> bool:
 @contextmanager
 def corrupt_as_archive_error(what: str) -> Iterator[None]:
     """Decompressor and container errors, while reading ``what``, as one ArchiveError."""
+    import lzma
     import zlib
 
     import zstandard
 
     corrupt: tuple[type[Exception], ...] = (
         tarfile.TarError,
+        lzma.LZMAError,
         zipfile.BadZipFile,
         zlib.error,
         zstandard.ZstdError,
@@ -269,6 +271,11 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
             if info.is_dir():
                 yield Member(path, "dir")
                 continue
+            if info.compress_type not in _ZIP_METHODS:
+                raise ArchiveError(
+                    f"{info.filename!r}: zip compression method {info.compress_type} is not "
+                    "read (stored and deflate are; zipfile expands others without bound)"
+                )
             if stat.S_ISLNK(mode):
                 if info.file_size > MAX_META:
                     raise ArchiveError(
@@ -285,6 +292,11 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
             with _zip_errors(info.filename), archive.open(info) as content:
                 executable = bool(mode & _EXECUTABLE)
                 yield Member(path, "file", info.file_size, executable, content=content)
+
+
+#: Zip methods read: zipfile inflates deflate a piece at a time, but decompresses a
+#: bzip2 or LZMA member's whole input buffer at once (a 4 GB member took 7.6 GB).
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 @contextmanager

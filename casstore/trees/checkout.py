@@ -51,7 +51,9 @@ def format_for(dest: str | os.PathLike[str], given: str | None) -> str:
 
 
 def load(store: ObjectReader, digest: str) -> list[Entry]:
-    return tree.decode(store.get_bytes(digest), digest)
+    """The entries of a stored tree: the one place a stored tree record is read, within
+    the store's ``[tree]`` limits (checked before the record is read)."""
+    return tree.decode(store.get_record(digest), digest, store.tree_limits)
 
 
 def get_tree(

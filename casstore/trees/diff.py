@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from casstore.format import tree
 from casstore.format.tree import Entry
 
 if TYPE_CHECKING:
@@ -67,4 +66,6 @@ def diff_entries(old: list[Entry], new: list[Entry]) -> TreeDiff:
 
 def diff_trees(store: ObjectReader, a: str, b: str) -> TreeDiff:
     """The difference between stored trees ``a`` and ``b``."""
-    return diff_entries(tree.decode(store.get_bytes(a), a), tree.decode(store.get_bytes(b), b))
+    from casstore.trees.checkout import load
+
+    return diff_entries(load(store, a), load(store, b))

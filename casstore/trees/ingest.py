@@ -20,7 +20,7 @@ from casstore.errors import ArchiveError
 from casstore.format import tree
 from casstore.format.digest import PREFIX
 from casstore.format.objects import IO_SIZE
-from casstore.format.tree import Entry, Kind
+from casstore.format.tree import DEFAULT_LIMITS, Entry, Kind, Limits
 from casstore.trees.archives import (
     DEFAULT_MAX_BYTES,
     Member,
@@ -59,6 +59,7 @@ def build(
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[int], None] | None = None,
     before: Callable[[], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[bytes, int, int]:
     """The canonical record of ``source`` with each file passed to ``sink``; ``before``
     runs once every member is read, before the digests are collected.
@@ -68,7 +69,12 @@ def build(
     pending: list[tuple[str, Kind, int, str | Future[str], bool, str]] = []
     files: dict[str, int] = {}
     total = 0
+    settled = 0  # pending[:settled] hold digests, not futures
     for member in read_members(source, max_bytes=max_bytes):
+        if len(pending) >= limits.max_entries:
+            limits.check_entries(len(pending) + 1, str(source))
+        if len(pending) - settled >= SETTLE_EVERY:
+            settled = _settle(pending, settled)
         if member.type != "file":
             pending.append((member.path, member.type, 0, "", False, member.target))
             continue
@@ -103,6 +109,23 @@ def build(
     return tree.encode(kept), len(files), total
 
 
+#: How many members may hold a future (about 1 KiB each) before the finished ones are
+#: swapped for their digests: a million small files would otherwise hold a GiB of them.
+SETTLE_EVERY = 4096
+
+
+def _settle(pending: list[tuple[str, Kind, int, str | Future[str], bool, str]], start: int) -> int:
+    """Replace the finished futures of ``pending[start:]`` by their digests, in order; returns
+    the index of the first one not finished yet."""
+    for index in range(start, len(pending)):
+        path, kind, size, digest, executable, target = pending[index]
+        if isinstance(digest, Future):
+            if not digest.done():
+                return index
+            pending[index] = (path, kind, size, digest.result(), executable, target)
+    return len(pending)
+
+
 def hash_member(member: Member) -> str:
     assert member.content is not None
     hasher = blake3()
@@ -111,17 +134,25 @@ def hash_member(member: Member) -> str:
     return PREFIX + hasher.hexdigest()
 
 
-def tree_digest(source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> TreeInfo:
+def tree_digest(
+    source: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: Limits = DEFAULT_LIMITS,
+) -> TreeInfo:
     """The digest ``put_tree`` would give ``source``, storing nothing."""
-    record, files, total = build(source, hash_member, max_bytes=max_bytes)
+    record, files, total = build(source, hash_member, max_bytes=max_bytes, limits=limits)
     return TreeInfo(PREFIX + blake3(record).hexdigest(), len(record), files, total)
 
 
 def local_tree(
-    source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, list[Entry]]:
     """The digest and entries of a local snapshot's tree, storing nothing."""
-    record, _, _ = build(source, hash_member, max_bytes=max_bytes)
+    record, _, _ = build(source, hash_member, max_bytes=max_bytes, limits=limits)
     return PREFIX + blake3(record).hexdigest(), tree.decode(record, str(source))
 
 
@@ -175,6 +206,7 @@ def put_tree(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[int], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> TreeInfo:
     """Store a snapshot: a pipeline in which this thread parses the archive and reads
     each file, a second one hashes and deduplicates it, and the batch compresses
@@ -192,7 +224,12 @@ def put_tree(
             return handoff.add(member.content.read(member.size))
 
         record, files, total = build(
-            source, store_member, max_bytes=max_bytes, progress=progress, before=handoff.finish
+            source,
+            store_member,
+            max_bytes=max_bytes,
+            progress=progress,
+            before=handoff.finish,
+            limits=limits,
         )
         batch.flush()  # every blob is published before the record that names them
         info = store.put_bytes(record)

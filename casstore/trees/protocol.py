@@ -11,15 +11,25 @@ from typing import Protocol
 
 from casstore.format.objects import Readable
 from casstore.format.reader import VerifyingReader
+from casstore.format.tree import Limits
 
 
 class ObjectReader(Protocol):
+    @property
+    def tree_limits(self) -> Limits:
+        """How large a tree may be read."""
+        ...
+
     def open(self, digest: str) -> VerifyingReader:
         """A stream of the object's content that verifies it when read to the end."""
         ...
 
     def get_bytes(self, digest: str) -> bytes:
         """The whole (small) content, verified."""
+        ...
+
+    def get_record(self, digest: str) -> bytes:
+        """A record's content, verified, within :attr:`tree_limits`."""
         ...
 
 
