@@ -30,6 +30,7 @@ from casstore.errors import (
     NotAStore,
     ObjectNotFound,
     ReadOnlyStore,
+    RefExists,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from casstore.format.manifest import decode as decode_record
     from casstore.format.manifest import decode_as as decode_record_as
     from casstore.format.manifest import encode as encode_record
+    from casstore.maintenance.lease import LeaseHeld
     from casstore.runs.invocation import current_argv
     from casstore.runs.provenance import code_provenance, host_provenance
     from casstore.runs.recording import (
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from casstore.trees.ingest import TreeInfo, tree_digest
 
 _LAZY = {
+    "LeaseHeld": "casstore.maintenance.lease",
     "atomic_write": "casstore.fileio",
     "Code": "casstore.format.manifest",
     "GradingRecord": "casstore.format.manifest",
@@ -128,6 +131,7 @@ __all__ = [
     "IntegrityError",
     "InvalidDigest",
     "InvalidRefName",
+    "LeaseHeld",
     "ManifestError",
     "NotAStore",
     "ObjectInfo",
@@ -138,6 +142,7 @@ __all__ = [
     "RecordingWarning",
     "Redactor",
     "Ref",
+    "RefExists",
     "RunManifest",
     "Sink",
     "Store",

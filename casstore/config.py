@@ -57,7 +57,8 @@ def s3_client_options(s3: S3Section) -> dict[str, Any]:
         "config_kwargs": {
             "connect_timeout": s3.connect_timeout,
             "read_timeout": s3.read_timeout,
-            "retries": {"max_attempts": s3.retries + 1, "mode": "standard"},
+            # total_max_attempts counts the first request; botocore's max_attempts does not.
+            "retries": {"total_max_attempts": s3.retries + 1, "mode": "standard"},
         },
     }
 

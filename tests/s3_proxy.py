@@ -25,6 +25,10 @@ class CountingProxy:
         self.counts: Counter[str] = Counter()
         self.log: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._hold: tuple[str, int] | None = None
+        #: Set when a request is being held (see :meth:`hold`); cleared to let it go.
+        self.holding = threading.Event()
+        self._release = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,14 +52,25 @@ class CountingProxy:
                 with proxy._lock:
                     proxy.counts[self.command] += 1
                     proxy.log.append((self.command, self.path))
+                    held = proxy._hold is not None and proxy._hold == (
+                        self.command,
+                        proxy.counts[self.command],
+                    )
+                if held:  # a known point of a client's work, for as long as a test needs
+                    proxy.holding.set()
+                    proxy._release.wait()
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _SKIP_REQUEST}
                 if body or self.command in ("PUT", "POST"):
                     headers["Content-Length"] = str(len(body))
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=120)
                 try:
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    data = response.read()
+                    try:
+                        upstream.request(self.command, self.path, body=body, headers=headers)
+                        response = upstream.getresponse()
+                        data = response.read()
+                    except OSError:  # the server is gone: say so, as a gateway would
+                        self.send_error(502, "upstream unreachable")
+                        return
                     self.send_response_only(response.status, response.reason)
                     for key, value in response.getheaders():
                         if key.lower() not in _SKIP_RESPONSE:
@@ -83,6 +98,16 @@ class CountingProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def hold(self, method: str, nth: int) -> None:
+        """Hold the ``nth`` request of ``method`` (counted from now on) before forwarding
+        it, until :meth:`release`; :attr:`holding` is set meanwhile."""
+        with self._lock:
+            self.counts[method] = 0
+            self._hold = (method, nth)
+
+    def release(self) -> None:
+        self._release.set()
+
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
@@ -92,6 +117,7 @@ class CountingProxy:
         return sum(self.counts.values())
 
     def close(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 

@@ -55,15 +55,17 @@ while True:
     size = rng.choice([10, 3000, 300_000, 3 << 20])
     data = rng.randbytes(size // 2) + bytes(size - size // 2)
     if rng.random() < 0.5:
-        store.put_bytes(data)
+        digest = store.put_bytes(data).digest
     else:
-        store.put_stream(io.BytesIO(data))
+        digest = store.put_stream(io.BytesIO(data)).digest
+    print(digest, flush=True)
 """
 
 
 def test_writers_killed_at_random_moments_leave_only_good_objects(tmp_path: Path) -> None:
     store, _ = init_store(str(tmp_path / "store"))
     rng = random.Random(1234)
+    returned: set[str] = set()
     for round_ in range(8):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, store.url, str(round_)],
@@ -71,41 +73,65 @@ def test_writers_killed_at_random_moments_leave_only_good_objects(tmp_path: Path
             text=True,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 0.6))
+        # Killed after a put returned (not after a time, which a loaded machine can
+        # stretch past nothing), then a little later: inside the next put, somewhere.
+        returned.add(proc.stdout.readline().strip())
+        time.sleep(rng.uniform(0, 0.3))
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        verify_all(store)
-    assert len(list(store.iter_digests())) > 0
+        out, _ = proc.communicate()
+        returned.update(out.splitlines()[:-1])  # the last line may be cut by the kill
+        assert returned <= verify_all(store)  # every put that returned reads back
 
 
-SLOW_STREAM = """
-import sys, time
+PAUSED_IN_PUBLISH = """
+import io, os, sys, time
+from casstore.backends.local import LocalBackend
 from casstore.store.open import open_store
 
-class Slow:
-    def __init__(self):
-        self.sent = 0
-    def read(self, n=-1):
-        if self.sent == 4:
-            print("writing", flush=True)
-        if self.sent >= 1000:
-            return b""
-        self.sent += 1
-        time.sleep(0.01)
-        return bytes([self.sent % 256]) * (1 << 20)
+stop_at = int(sys.argv[2])
+real = LocalBackend.publish
 
-open_store(sys.argv[1]).put_stream(Slow())
+def publish(self, local_path, key):
+    # Pause at the stop_at-th call into C (stat, chmod, rename, fsync...) made inside
+    # publish, however deep: every step of publishing is a point to be killed at.
+    calls = 0
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event == "c_call":
+            calls += 1
+            if calls == stop_at:
+                sys.setprofile(None)
+                print("paused", flush=True)
+                time.sleep(3600)
+    sys.setprofile(profile)
+    try:
+        return real(self, local_path, key)
+    finally:
+        sys.setprofile(None)
+
+LocalBackend.publish = publish
+print("done", open_store(sys.argv[1]).put_stream(io.BytesIO(os.urandom(3 << 20))).digest)
 """
 
 
-def test_writer_killed_mid_stream_publishes_nothing(tmp_path: Path) -> None:
+def test_a_writer_killed_at_each_step_of_publish_leaves_nothing_or_the_whole_object(
+    tmp_path: Path,
+) -> None:
     store, _ = init_store(str(tmp_path / "store"))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_STREAM, store.url], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
-    staged = list((tmp_path / "store" / layout.TMP).iterdir())
-    assert staged, "the writer should be staging a temp file by now"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert list(store.iter_digests()) == []
+    for stop_at in range(1, 200):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PAUSED_IN_PUBLISH, store.url, str(stop_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # Killed anywhere inside publish: an object is listed only when it is whole.
+        published = verify_all(store)
+        if line.startswith("done"):
+            break
+        assert line == "paused"
+    assert stop_at > 3, "publish made too few calls to pause in"
+    assert line.split()[1] in published  # the last writer, never paused, published its object

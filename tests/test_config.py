@@ -102,7 +102,7 @@ def test_s3_section_becomes_storage_options(tmp_path: Path) -> None:
         "config_kwargs": {
             "connect_timeout": 5,
             "read_timeout": 30,
-            "retries": {"max_attempts": 6, "mode": "standard"},
+            "retries": {"total_max_attempts": 6, "mode": "standard"},
         },
     }
     assert config.storage_options(str(tmp_path)) == {}

@@ -26,7 +26,7 @@ def test_clean_store(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert not result.corrupt and not result.missing and not result.quarantined
     assert run(["--store", store.url, "fsck"]) == 0
     assert "no problems found" in capsys.readouterr().out
-    assert root
+    assert root in set(store.iter_digests())  # the record was checked with what it names
 
 
 def test_corrupt_objects_are_quarantined_and_their_referrers_reported(
@@ -34,10 +34,11 @@ def test_corrupt_objects_are_quarantined_and_their_referrers_reported(
 ) -> None:
     rng = random.Random(2)
     loose = store.put_bytes(rng.randbytes(3 << 20)).digest
+    contents = [rng.randbytes(1000) for _ in range(9)]
     with store.batch() as batch:
-        packed = [batch.put_bytes(rng.randbytes(1000)) for _ in range(6)]
+        packed = [batch.put_bytes(data) for data in contents[:6]]
     with store.batch() as batch:  # another pack, untouched
-        other = [batch.put_bytes(rng.randbytes(1000)) for _ in range(3)]
+        other = [batch.put_bytes(data) for data in contents[6:]]
     root = record_referencing(store, loose, packed[0], other[0])
     flip_stored_byte(store, loose)
     flip_stored_byte(store, packed[2])  # damages the whole compressed block
@@ -52,7 +53,9 @@ def test_corrupt_objects_are_quarantined_and_their_referrers_reported(
     # Quarantined, not deleted; the good objects of the damaged pack were kept.
     assert store.backend.exists(layout.quarantine_key(layout.object_key(loose)))
     assert not store.has(loose)
-    assert all(store.get_bytes(d) for d in other + [d for d in packed if d not in corrupt])
+    content_of = dict(zip(packed + other, contents, strict=True))
+    for digest in other + [d for d in packed if d not in corrupt]:
+        assert store.get_bytes(digest) == content_of[digest]
     assert run(["--store", store.url, "fsck"]) == 3  # now only references to missing objects
     assert "missing" in capsys.readouterr().out
 

@@ -191,7 +191,7 @@ def test_a_silent_s3_endpoint_is_an_error_not_a_hang(tmp_path: Path, silent_endp
     )
     err = done.stderr.decode()
     assert done.returncode == 1, err
-    assert "did not answer in time" in err and "read_timeout 1" in err
+    assert "did not answer in time" in err and "read_timeout 1" in err and "retries 1" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 

@@ -60,4 +60,6 @@ def test_ten_gib_put_and_get_in_bounded_memory(tmp_path: Path) -> None:
     assert get_rss < RSS_LIMIT_KIB, f"get peak RSS {get_rss} KiB"
     print(f"cat={cat_rss} KiB get={get_rss} KiB stored={store.stat(digest).stored_size} B")
     assert dest.stat().st_size == SIZE
+    # Every byte, not just the size: the file's own BLAKE3 is the digest.
+    assert "blake3:" + blake3(max_threads=blake3.AUTO).update_mmap(dest).hexdigest() == digest
     dest.unlink()

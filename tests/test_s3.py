@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from casstore.backends.s3 import S3Backend
-from casstore.errors import BackendError
 from casstore.format import layout
 from casstore.format.digest import hash_bytes
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
 from casstore.testing.store import payload
 from tests.helpers import BUCKET, run_cas
+from tests.s3_proxy import counting_proxy
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 
@@ -135,19 +135,24 @@ def test_server_killed_mid_push_then_rerun_completes(tmp_path: Path) -> None:
             json.dumps({"casstore": "tree/1", "entries": entries}, separators=(",", ":"))
         )
         root = run_cas("put", "tree.json", cwd=home).stdout.decode().split()[0]
-        push = subprocess.Popen(
-            [sys.executable, "-m", "casstore", "push", root, "--to", remote, "-j", "1"],
-            cwd=home,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        _wait_for_some_objects(fs, "faults/store/objects", minimum=5)
-        assert server.process is not None
-        # Stopped, not killed: SeaweedFS loses its bucket list on SIGKILL.
-        server.process.send_signal(signal.SIGTERM)
-        server.process.wait(timeout=60)
-        out, err = push.communicate(timeout=300)
+        # The push goes through a proxy that holds its 6th upload: the server stops
+        # while the push is known to be halfway, however fast or loaded the machine.
+        with counting_proxy(server.endpoint_url) as proxy:
+            proxy.hold("PUT", 6)
+            push = subprocess.Popen(
+                [sys.executable, "-m", "casstore", "push", root, "--to", remote, "-j", "1"],
+                cwd=home,
+                env={**os.environ, **env, "AWS_ENDPOINT_URL_S3": proxy.url},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert proxy.holding.wait(timeout=300), "the push never reached its 6th upload"
+            assert server.process is not None
+            # Stopped, not killed: SeaweedFS loses its bucket list on SIGKILL.
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=60)
+            proxy.release()
+            out, err = push.communicate(timeout=300)
         assert push.returncode == 1, (out, err)
         assert err.decode().startswith("cas: ") and err.decode().count("\n") == 1, err
 
@@ -170,19 +175,6 @@ def test_server_killed_mid_push_then_rerun_completes(tmp_path: Path) -> None:
 def _open(server: S3Server, url: str) -> Store:
     with server_environment(server):
         return open_store(url, cache=False)
-
-
-def _wait_for_some_objects(fs: object, prefix: str, minimum: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if len(fs.find(prefix)) >= minimum:  # type: ignore[attr-defined]
-                return
-        except (FileNotFoundError, BackendError):
-            pass
-        fs.invalidate_cache()  # type: ignore[attr-defined]
-        time.sleep(0.05)
-    raise AssertionError("the push never started")
 
 
 def _wait_for_bucket(fs: object, bucket: str) -> None:

@@ -22,9 +22,12 @@ def record(kind: str, **fields: object) -> bytes:
     return json.dumps({"casstore": kind, **fields}, separators=(",", ":")).encode()
 
 
-def make_run(store: Store, seed: int = 0) -> tuple[str, set[str]]:
-    """A manifest-like record -> a tree record -> blobs, plus a config blob."""
+def make_run(store: Store, seed: int = 0, extra: bytes = b"") -> tuple[str, set[str]]:
+    """A manifest-like record -> a tree record -> blobs, plus a config blob; ``extra``
+    adds one more file to the tree."""
     blobs = [store.put_bytes(payload(size, seed=seed + i)) for i, size in enumerate([10, 5000])]
+    if extra:
+        blobs.append(store.put_bytes(extra))
     big = store.put_bytes(payload(3 << 20, seed=seed, compressible=True))
     entries = [
         {"path": f"f{i}", "type": "file", "size": b.size, "digest": b.digest}
@@ -67,9 +70,15 @@ def test_push_sends_only_what_is_missing(store: Store, other: Store) -> None:
     assert first.copied_digests[-1] == run  # the record is published last
     again = transfer(store, other, [run])
     assert (again.copied, again.copied_bytes, again.present) == (0, 0, len(expected))
-    # A second run sharing the snapshot blobs sends only its new objects.
-    run2, expected2 = make_run(store, seed=0)
-    assert run2 == run and expected2 == expected
+    # A second run sharing the snapshot blobs sends only its new objects: the new
+    # file, its tree and its record.
+    run2, expected2 = make_run(store, seed=0, extra=b"a file only the second run has")
+    new = expected2 - expected
+    assert len(new) == 3 and run2 in new
+    second = transfer(store, other, [run2])
+    assert (second.copied, second.present) == (3, len(expected2) - 3)
+    assert set(second.copied_digests) == new and second.copied_digests[-1] == run2
+    assert set(other.iter_digests()) == expected | expected2
 
 
 def test_pull_in_the_other_direction(store: Store, other: Store) -> None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -98,7 +99,8 @@ class S3Backend(FsspecBackend):
         super().__init__(url, storage_options=options)
         # botocore retries (above); s3fs would retry each of its attempts five times more.
         self.fs.retries = 1
-        self._limits: dict[str, Any] = dict(options["config_kwargs"])
+        # A deep copy: botocore pops keys from the nested retries dict it is handed.
+        self._limits: dict[str, Any] = copy.deepcopy(options["config_kwargs"])
         self.bucket = self.root.split("/", 1)[0]
         self.concurrency = max(1, concurrency)
 
@@ -112,11 +114,11 @@ class S3Backend(FsspecBackend):
             return BackendError(f"{what}: access denied ({s3errors.error_code(exc)})")
         if s3errors.is_timeout(exc):
             limits = self._limits
+            retries = (limits.get("retries") or {}).get("total_max_attempts", 1) - 1
             return BackendError(
                 f"{what}: {self._endpoint()} did not answer in time (connect_timeout "
                 f"{limits.get('connect_timeout')} s, read_timeout {limits.get('read_timeout')} s, "
-                f"retries {(limits.get('retries') or {}).get('max_attempts', 1) - 1}: [s3] in "
-                "store.toml)"
+                f"retries {retries}: [s3] in store.toml)"
             )
         return super()._translate(exc, what, missing)
 

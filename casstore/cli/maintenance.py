@@ -152,7 +152,8 @@ def register(add: Adder) -> None:
     p = add(
         "gc",
         cmd_gc,
-        "move objects unreachable from any tag to the trash, and empty the trash of those "
+        "move objects unreachable from any ref (tags, runs, gradings, suites) to the trash, "
+        "and empty the trash of those "
         "unreachable for longer than the grace period",
     )
     p.add_argument(
@@ -161,7 +162,7 @@ def register(add: Adder) -> None:
         metavar="DURATION",
         help="how old an unreachable object must be (and how long it stays in the trash) "
         "before it goes: 90s, 30m, 24h (default), 7d. Longer than any writer takes "
-        "between storing objects and tagging them",
+        "between storing objects and naming them by a ref",
     )
     p.add_argument(
         "--dry-run",

@@ -341,7 +341,7 @@ def register(add: Adder) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("manifest", cmd_manifest_show, "inspect run manifests and grading records")
+    p = add("manifest", cmd_manifest_show, "inspect run manifests, gradings and suite records")
     manifest_sub = p.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND")
     manifest_sub.required = True
     show = manifest_sub.add_parser(

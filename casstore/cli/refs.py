@@ -77,7 +77,7 @@ def register(add: Adder) -> None:
     p.add_argument("pattern", nargs="?", metavar="PATTERN", help="a glob: team-a/*")
     p.add_argument("--json", action="store_true", help="print a JSON object of name: digest")
 
-    p = add("refs", cmd_refs, "list every ref: tags, recorded runs and gradings (gc's roots)")
+    p = add("refs", cmd_refs, "list every ref: tags, runs, gradings and suites (gc's roots)")
     p.add_argument("pattern", nargs="?", metavar="PATTERN", help="a glob: runs/*, *law*")
     p.add_argument("--json", action="store_true", help="print a JSON object of ref: digest")
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 KIND = TREE_KIND
 Kind = Literal["file", "symlink", "dir"]
-#: The longest path or symlink target a tree holds, in UTF-8 bytes (Linux's PATH_MAX):
+#: The longest path or symlink target a tree holds, in characters (Linux's PATH_MAX):
 #: no snapshot could be materialised with a longer one.
 MAX_PATH = 4096
 

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from casstore.store.objects import Store
 
 #: Record kind -> the word reports use.
-NAMES = {"tree/1": "tree", "run-manifest": "run manifest", "grading-record": "grading record"}
+NAMES = {
+    "tree/1": "tree",
+    "run-manifest": "run manifest",
+    "grading-record": "grading record",
+    "suite-record": "suite record",
+}
 
 
 def kind_of(store: Store, digest: str) -> tuple[str, list[str]]:

@@ -14,7 +14,7 @@ import stat
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +70,7 @@ class _Counter:
 
 def read_members(
     source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> Iterator[Member]:
+) -> Generator[Member, None, None]:
     """The members of ``source`` (``-`` is a tar stream on stdin)."""
     counter = _Counter(max_bytes)
     if str(source) == "-":
@@ -230,8 +230,11 @@ def _isal_errors() -> tuple[type[Exception], ...]:
 
 
 def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
-    with corrupt_as_archive_error(what):
-        reader = TarReader(_decompressed(stream, what), what)
+    # Closed here, never left to the garbage collector: igzip's reader joins its
+    # thread on close, which deadlocks when a collection runs inside threading's own
+    # bookkeeping (seen as a hang of a test on a loaded machine).
+    with corrupt_as_archive_error(what), _decompressed(stream, what) as decompressed:
+        reader = TarReader(decompressed, what)
         for header in reader.headers():
             member = _tar_member(header, reader, counter)
             if member is not None:
@@ -239,6 +242,8 @@ def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Mem
 
 
 def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Member | None:
+    if not header.name:
+        raise ArchiveError("a tar member without a name")
     path = normalize_path(header.name, header.name)
     if not path:
         return None  # the archive's root folder ("./")
@@ -251,7 +256,10 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
     if header.kind == "symlink":
         return Member(path, "symlink", target=header.linkname)
     if header.kind == "hardlink":
-        return Member(path, "file", hardlink=normalize_path(header.linkname, header.name))
+        target = normalize_path(header.linkname, header.name)
+        if not target:  # "" or "./": the archive's root, never a file
+            raise ArchiveError(f"{header.name!r}: a hard link to no file ({header.linkname!r})")
+        return Member(path, "file", hardlink=target)
     raise ArchiveError(f"{header.name!r}: a device, FIFO or other special file is not allowed")
 
 

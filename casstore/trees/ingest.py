@@ -6,6 +6,7 @@ at all if any member is refused.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -70,30 +71,32 @@ def build(
     files: dict[str, int] = {}
     total = 0
     settled = 0  # pending[:settled] hold digests, not futures
-    for member in read_members(source, max_bytes=max_bytes):
-        if len(pending) >= limits.max_entries:
-            limits.check_entries(len(pending) + 1, str(source))
-        if len(pending) - settled >= SETTLE_EVERY:
-            settled = _settle(pending, settled)
-        if member.type != "file":
-            pending.append((member.path, member.type, 0, "", False, member.target))
-            continue
-        if member.hardlink:
-            linked = files.get(member.hardlink)
-            if linked is None:
-                raise ArchiveError(
-                    f"{member.path!r}: a hard link to {member.hardlink!r}, not seen before it"
-                )
-            _, _, size, digest, executable, _ = pending[linked]
-        else:
-            with corrupt_as_archive_error(repr(member.path)):
-                digest = sink(member)
-            size, executable = member.size, member.executable
-            total += size
-            if progress is not None:
-                progress(size)
-        files[member.path] = len(pending)
-        pending.append((member.path, "file", size, digest, executable, ""))
+    # Closed on any error, not when collected (see _tar_members in archives).
+    with contextlib.closing(read_members(source, max_bytes=max_bytes)) as reading:
+        for member in reading:
+            if len(pending) >= limits.max_entries:
+                limits.check_entries(len(pending) + 1, str(source))
+            if len(pending) - settled >= SETTLE_EVERY:
+                settled = _settle(pending, settled)
+            if member.type != "file":
+                pending.append((member.path, member.type, 0, "", False, member.target))
+                continue
+            if member.hardlink:
+                linked = files.get(member.hardlink)
+                if linked is None:
+                    raise ArchiveError(
+                        f"{member.path!r}: a hard link to {member.hardlink!r}, not seen before it"
+                    )
+                _, _, size, digest, executable, _ = pending[linked]
+            else:
+                with corrupt_as_archive_error(repr(member.path)):
+                    digest = sink(member)
+                size, executable = member.size, member.executable
+                total += size
+                if progress is not None:
+                    progress(size)
+            files[member.path] = len(pending)
+            pending.append((member.path, "file", size, digest, executable, ""))
     if before is not None:
         before()
     entries = [

@@ -18,6 +18,9 @@ BLOCK = 512
 #: The most a long name, a long link target (GNU ``L``/``K``) or a PAX header may hold:
 #: far above any real path (Linux's PATH_MAX is 4096), far below what memory notices.
 MAX_META = 1 << 20
+#: What may follow the end-of-archive block (record padding: 10 KiB by default, 1 MiB
+#: with ``tar -b 2048``); read to the end so a compressed stream's checksum is checked.
+MAX_TRAILER = 16 << 20
 TYPES = {
     b"0": "file",
     b"\x00": "file",
@@ -43,7 +46,8 @@ class TarHeader:
 def _number(field: bytes, what: str) -> int:
     if field[:1] in (b"\x80", b"\xff"):  # GNU base-256 for large values
         value = int.from_bytes(field[1:], "big")
-        return -value if field[:1] == b"\xff" else value
+        # 0xff leads a negative number in two's complement (as GNU tar writes it).
+        return value - (1 << (8 * (len(field) - 1))) if field[:1] == b"\xff" else value
     text = field.split(b"\x00", 1)[0].strip()
     try:
         return int(text, 8) if text else 0
@@ -66,19 +70,20 @@ def _checksum_ok(header: bytes) -> bool:
 
 
 def _pax(data: bytes, what: str) -> dict[str, str]:
+    """PAX records ("LENGTH KEY=VALUE\n"), each wholly inside the declared data: one that
+    is not is refused, never read past (readers that do disagree on the member's name)."""
     records: dict[str, str] = {}
     pos = 0
-    while pos < len(data):
+    while pos < len(data) and data[pos:].strip(b"\x00"):
         space = data.find(b" ", pos)
-        if space < 0:
-            break
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise ArchiveError(f"{what}: a malformed PAX header") from None
-        if length <= 0:
+        digits = data[pos:space]
+        length = int(digits) if space > pos and digits.isdigit() else 0
+        record = data[space + 1 : pos + length - 1]
+        if length <= 0 or pos + length > len(data) or data[pos + length - 1] != 0x0A:
             raise ArchiveError(f"{what}: a malformed PAX header")
-        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        key, equals, value = record.partition(b"=")
+        if not equals:
+            raise ArchiveError(f"{what}: a malformed PAX header")
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records
@@ -112,6 +117,16 @@ class TarReader:
             left -= len(self._exact(min(left, 1 << 20)))
         self._remaining = self._padding = 0
 
+    def _drain(self) -> None:
+        # Read to the end: a compressed stream's checksum comes last, so data damaged
+        # inside it is only noticed there (and a producer piping in is not cut off).
+        left = MAX_TRAILER
+        while chunk := self._stream.read(1 << 16):
+            left -= len(chunk)
+            if left < 0:
+                limit = MAX_TRAILER >> 20
+                raise ArchiveError(f"{self._what}: over {limit} MiB after the end-of-archive block")
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current member's data (all of it with -1)."""
         n = self._remaining if n < 0 else min(n, self._remaining)
@@ -125,10 +140,13 @@ class TarReader:
         while True:
             self._skip_data()
             header = self._stream.read(BLOCK)
-            if not header or header == bytes(BLOCK):
-                return  # end of archive (a second zero block may follow)
-            if len(header) != BLOCK:
-                raise ArchiveError(f"{self._what}: a truncated archive")
+            if header == bytes(BLOCK) and not (pax or long_name or long_link):
+                self._drain()  # end of archive (a second zero block may follow)
+                return
+            if len(header) != BLOCK or header == bytes(BLOCK):
+                # A tar cut at a member boundary ends without its zero block: without
+                # that check it would read as a smaller snapshot.
+                raise ArchiveError(f"{self._what}: a truncated archive (no end-of-archive block)")
             if not _checksum_ok(header):
                 raise ArchiveError(f"{self._what}: a corrupt tar header (bad checksum)")
             typeflag = header[156:157]
