@@ -277,7 +277,7 @@ def test_bundle_roundtrip_into_an_empty_store(
     local_store: Store,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    digest, _, tmp_path = recorded
+    digest, manifest, tmp_path = recorded
     bundle = tmp_path / "run.casb"
     assert run(["--store", local_store.url, "bundle", digest, "-o", str(bundle)]) == 0
     assert f"{digest}  run manifest" in capsys.readouterr().out
@@ -291,12 +291,16 @@ def test_bundle_roundtrip_into_an_empty_store(
     capsys.readouterr()
     assert run(["--store", other.url, "unbundle", str(bundle), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["roots"] == [{"digest": digest, "kind": "run-manifest"}]
+    # The imported run is a root there too, under the ref recording would give it.
+    ref = f"runs/{manifest.trajectory_id}"
+    assert result["roots"] == [{"digest": digest, "kind": "run-manifest", "ref": ref}]
+    assert other.refs() == {ref: digest}
     assert result["imported"] == result["objects"] == len(walk(local_store, [digest]).order)
     assert run(["--store", other.url, "verify", digest]) == 0
     capsys.readouterr()
     assert run(["--store", other.url, "unbundle", str(bundle), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["imported"] == 0
+    assert other.refs() == {ref: digest}  # the same ref, not a second one
 
 
 def _rewrite(bundle: Path, change: Any) -> None:

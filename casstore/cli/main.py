@@ -46,7 +46,9 @@ from casstore.errors import (
 EPILOG = """\
 digests:
   Digests print in full as blake3:<64 hex>. Where a command takes a digest it
-  also takes bare hex, a unique prefix of at least 8 hex characters, or a tag.
+  also takes bare hex, a unique prefix of at least 8 hex characters, a ref
+  (runs/t1, suites/law) or a tag name; commands that read a run, grading or
+  suite also take its sidecar file.
 
 store:
   --store URL, else $CAS_STORE, else [store] url in the nearest store.toml
@@ -54,11 +56,12 @@ store:
 
 exit codes:
   0  success
-  1  other error (I/O, configuration, not a store, read-only store, bad record)
-  2  usage error (bad arguments, invalid digest or tag name)
-  3  not found (object, tag or prefix; a reference to a missing object)
+  1  other error (I/O, configuration, not a store, read-only store, bad record,
+     a refused archive, a ref that would move, another gc running)
+  2  usage error (bad arguments, invalid digest or ref name)
+  3  not found (object, ref or prefix; a reference to a missing object)
   4  integrity failure (bytes that do not match their digest, a damaged bundle,
-     local files that do not match a run)
+     local files that do not match a run, a suite whose scores do not follow)
 """
 
 

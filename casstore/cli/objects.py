@@ -40,13 +40,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from casstore.config import ENV_STORE, find_config, load_config
+    from casstore.config import ENV_STORE, find_config, load_config, resolve_location
+    from casstore.errors import NotAStore
 
-    store = open_from_args(args)
+    try:
+        store: Store | None = open_from_args(args)
+    except NotAStore:  # which store would be used is worth knowing before cas init too
+        store = None
+    url = store.url if store is not None else resolve_location(args.store, load_config()).url
     if args.url:
         # For scripts: `export CAS_STORE=$(cas info --url)` makes every process that a
         # script starts, wherever it runs, use this store.
-        print(store.url)
+        print(url)
         return EXIT_OK
     config = find_config()
     if args.store:
@@ -58,17 +63,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         chosen = f"the embedded store beside {config}"
     facts = {
-        "url": store.url,
+        "url": url,
         "chosen_by": chosen,
         "config": str(config) if config else None,
-        "format": store.format_version,
-        "read_only": store.read_only,
+        "created": store is not None,
+        "format": store.format_version if store is not None else None,
+        "read_only": store.read_only if store is not None else None,
     }
     if args.json:
         print_json(facts)
         return EXIT_OK
-    print(f"store:     {store.url}")
+    print(f"store:     {url}")
     print(f"chosen by: {chosen}")
+    if store is None:
+        print("created:   no (cas init creates it)")
+        return EXIT_OK
     print(f"format:    {store.format_version}")
     print(f"writable:  {'no (read-only)' if store.read_only else 'yes'}")
     return EXIT_OK
@@ -95,6 +104,8 @@ def _info_json(info: ObjectInfo, **extra: object) -> dict[str, object]:
 
 def cmd_put(args: argparse.Namespace) -> int:
     store = open_from_args(args)
+    # Refused before any work, even when everything given is already stored.
+    store.require_writable("put --tree" if args.tree else "put")
     if args.tree:
         return _put_trees(args, store)
     for path in args.paths:
@@ -246,13 +257,24 @@ def cmd_has(args: argparse.Namespace) -> int:
         except ObjectNotFound:
             present = False
         if not present:
-            missing.append(spec)
+            missing.append(_full(spec))
     if args.json:
         print_json({"present": len(args.digests) - len(missing), "missing": missing})
     else:
         for spec in missing:
             print(spec)
     return EXIT_NOT_FOUND if missing else EXIT_OK
+
+
+def _full(spec: str) -> str:
+    """A digest as digests print (``blake3:<hex>``); a prefix that matched nothing as typed."""
+    from casstore.errors import InvalidDigest
+    from casstore.format.digest import parse_digest
+
+    try:
+        return parse_digest(spec)
+    except InvalidDigest:
+        return spec
 
 
 def cmd_stat(args: argparse.Namespace) -> int:

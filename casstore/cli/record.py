@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from typing import Any
 
 from casstore.cli.common import EXIT_OK, Adder, print_json
-from casstore.errors import UsageError
+from casstore.errors import CasError, UsageError
 
 
 def _pairs(specs: list[str], option: str, example: str) -> dict[str, str]:
@@ -31,9 +32,26 @@ def _value(text: str) -> Any:
         return text
 
 
+def _require_files(args: argparse.Namespace) -> None:
+    """Every file named on the command line exists: best effort is for inputs that fail
+    while a runner runs, not for a path mistyped here (which would record a run
+    without it, under a ref, and exit 0)."""
+    named = [args.trajectory, args.mcp_config, args.agent_config, args.orchestrator_config]
+    named.append(args.initial_messages)
+    for pairs in (args.snapshot, args.config, args.artifact):
+        named += [spec.partition("=")[2] for spec in pairs or []]
+    for path in named:
+        if path and not os.path.exists(path):
+            raise CasError(f"cannot read {path}: No such file or directory")
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from casstore.runs.recording import record_run
+    from casstore.store.refs import named_ref
 
+    if args.ref:
+        named_ref("runs", args.ref)  # a bad name is refused, not renamed
+    _require_files(args)
     argv = list(args.runner_argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]

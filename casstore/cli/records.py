@@ -346,7 +346,7 @@ def register(add: Adder) -> None:
     manifest_sub.required = True
     show = manifest_sub.add_parser(
         "show",
-        help="summarise a run manifest or grading record",
+        help="summarise a run manifest, grading record or suite",
         description="Summarise a run manifest or grading record: parameters, code, "
         "and every input and output by digest.",
     )

@@ -56,10 +56,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from casstore.config import human_bytes
+    from casstore.format.digest import hash_file
     from casstore.graph.bundle import write_bundle_file
 
     store = open_from_args(args)
-    roots = [store.resolve(spec) for spec in args.digests]
+    # A sidecar names its run by its bytes' digest, as for cas verify and cas replay.
+    roots = [hash_file(s)[0] if os.path.isfile(s) else store.resolve(s) for s in args.digests]
     target = os.path.abspath(args.output)
     with progress("bundle", None) as bar:
         result = write_bundle_file(store, roots, target, force=args.force, on_object=bar)
@@ -92,15 +94,20 @@ def cmd_unbundle(args: argparse.Namespace) -> int:
     from casstore.config import human_bytes
     from casstore.graph.bundle import read_bundle
     from casstore.graph.closure import kind_of_stored
+    from casstore.runs.catalog import keep_records
 
     store = open_from_args(args)
     with progress("unbundle", None) as bar:
         result = read_bundle(store, args.bundle, on_object=bar)
     kinds = {root: kind_of_stored(store, root) for root in result.roots}
+    # Imported runs, gradings and suites stay roots, as when they were recorded.
+    refs = keep_records(store, result.roots)
     if args.json:
         print_json(
             {
-                "roots": [{"digest": r, "kind": kinds[r]} for r in result.roots],
+                "roots": [
+                    {"digest": r, "kind": kinds[r], "ref": refs.get(r)} for r in result.roots
+                ],
                 "objects": result.objects,
                 "imported": result.imported,
                 "imported_bytes": result.imported_bytes,
@@ -113,7 +120,13 @@ def cmd_unbundle(args: argparse.Namespace) -> int:
         f"{result.objects - result.imported} already present"
     )
     for root in result.roots:
-        print(f"{root}  {_kind_label(kinds[root])}")
+        print(f"{root}  {_kind_label(kinds[root])}  {refs.get(root, '')}".rstrip())
+    unkept = [root for root in result.roots if root not in refs]
+    if unkept:
+        print(
+            f"not kept by any ref: {len(unkept)} of the roots above; tag them "
+            "(cas tag NAME DIGEST) or gc removes them after its grace period"
+        )
     return EXIT_OK
 
 

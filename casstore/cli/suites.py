@@ -46,6 +46,7 @@ def _entries_file(path: str) -> list[tuple[str, dict[str, str]]]:
 
 def cmd_suite_create(args: argparse.Namespace) -> int:
     from casstore.runs.suites import record_suite
+    from casstore.store.refs import named_ref
 
     labels = _labels(args.label)
     entries = [(spec, labels) for spec in args.gradings]
@@ -53,6 +54,7 @@ def cmd_suite_create(args: argparse.Namespace) -> int:
         entries += [(spec, {**labels, **own}) for spec, own in _entries_file(args.entries)]
     if not entries:
         raise UsageError("cas suite create needs GRADING arguments or --entries FILE")
+    named_ref("suites", args.name)  # a bad name is refused, not renamed
     store = open_from_args(args)
     digest, suite = record_suite(store, args.name, entries)
     ref = next((r for r, d in store.refs(f"suites/{args.name}*").items() if d == digest), None)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from casstore.errors import CasError
-from casstore.format.manifest import GradingRecord, RunManifest, decode
+from casstore.format.manifest import GradingRecord, RunManifest, SuiteRecord, decode
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -67,3 +67,35 @@ def kind_pattern(kind: str, pattern: str | None) -> str:
     if not pattern:
         return f"{kind}/*"
     return pattern if fnmatch.fnmatchcase(pattern, f"{kind}/*") else f"{kind}/{pattern}"
+
+
+def keep_records(store: Store, digests: list[str]) -> dict[str, str]:
+    """A ref for each run, grading and suite among ``digests`` that no ref names yet
+    (``runs/<trajectory id>``, ``gradings/<its run's id>``, ``suites/<name>``, a taken
+    name with a suffix), as recording gives one: imported records stay roots.
+    Returns digest -> ref, for every record that has one now."""
+    named = {digest: ref for ref, digest in store.refs("*").items()}
+    kept: dict[str, str] = {}
+    for digest in digests:
+        if digest in named:
+            kept[digest] = named[digest]
+            continue
+        try:
+            record = decode(store.get_record(digest), digest)
+        except CasError:
+            continue  # a tree or a blob: not a record a ref is claimed for
+        if isinstance(record, RunManifest):
+            kind, name = "runs", record.trajectory_id or "run"
+        elif isinstance(record, GradingRecord):
+            try:
+                run = decode(store.get_record(record.run.digest), record.run.digest)
+            except CasError:
+                run = None
+            run_id = run.trajectory_id if isinstance(run, RunManifest) else ""
+            kind, name = "gradings", run_id or "grading"
+        elif isinstance(record, SuiteRecord):
+            kind, name = "suites", record.name or "suite"
+        else:
+            continue
+        kept[digest] = store.claim_ref(kind, name, digest)
+    return kept

@@ -112,10 +112,21 @@ def diff_values(role: str, old: Any, new: Any, prefix: str = "") -> list[Differe
     out = []
     for path in sorted(before.keys() | after.keys()):
         a, b = before.get(path, ABSENT), after.get(path, ABSENT)
+        if _emptied(path, a, b, after) or _emptied(path, b, a, before):
+            continue  # {} on one side, its keys on the other: those keys are the news
         # 1 == 1.0 == True in Python; a changed type is a changed value here.
         if a != b or type(a) is not type(b):
             out.append(Difference(role, path, a, b))
     return out
+
+
+def _emptied(path: str, value: Any, other: Any, other_side: dict[str, Any]) -> bool:
+    """``value`` is an empty container that the other side fills (listed below it)."""
+    if other is not ABSENT or value not in ({}, []):
+        return False
+    return any(
+        not path or key.startswith((path + ".", path + "[")) for key in other_side if key != path
+    )
 
 
 def diff_manifests(store: Store | None, a: RunManifest, b: RunManifest) -> ManifestDiff:
@@ -133,7 +144,7 @@ def diff_manifests(store: Store | None, a: RunManifest, b: RunManifest) -> Manif
         host_a, host_b = msgspec.to_builtins(a.host), msgspec.to_builtins(b.host)
         result.differences += diff_values("host", host_a, host_b)
     if a.invocation is not None or b.invocation is not None:
-        inv_a, inv_b = _invocation(a.invocation), _invocation(b.invocation)
+        inv_a, inv_b = invocation_as_compared(a.invocation), invocation_as_compared(b.invocation)
         result.differences += diff_values("invocation", inv_a, inv_b)
     result.differences += diff_values("environment", a.environment, b.environment)
     for name in JSON_INPUTS:
@@ -202,7 +213,7 @@ def by_id(value: Any) -> Any:
     return value
 
 
-def _invocation(invocation: Invocation | None) -> Any:
+def invocation_as_compared(invocation: Invocation | None) -> Any:
     """An invocation as compared: input files by role (their contents are compared as
     inputs; where they lay is no difference), placeholders by name."""
     if invocation is None:

@@ -111,10 +111,21 @@ def _relative(path: Path, root: Path | None) -> str | None:
     return relative.as_posix()
 
 
-def command(invocation: Invocation, paths: Mapping[str, str], code_root: str | None) -> str:
+def command(
+    invocation: Invocation,
+    paths: Mapping[str, str],
+    code_root: str | None,
+    environment: Mapping[str, str] | None = None,
+) -> str:
     """The shell command that starts the runner again: recorded input files replaced by
-    ``paths`` (role -> path), placeholders as ``"${NAME}"`` to set before running."""
-    words = [shlex.quote(word) for word in invocation.program]
+    ``paths`` (role -> path), placeholders as ``"${NAME}"`` to set before running, and
+    the recorded ``environment`` settings before the program (a redacted one as
+    ``NAME="${NAME}"``, to supply)."""
+    words = [
+        f'{name}="${{{name}}}"' if MARKER in value else f"{name}={shlex.quote(value)}"
+        for name, value in sorted((environment or {}).items())
+    ]
+    words += [shlex.quote(word) for word in invocation.program]
     script = invocation.program[-1] if invocation.program else ""
     if script.endswith(".py") and not os.path.isabs(script) and not invocation.cwd:
         # Started from outside its checkout: the script is named from the checkout's root.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from casstore.fileio import atomic_write
 from casstore.format.manifest import RunManifest
-from casstore.runs.redaction import redacted_paths
+from casstore.runs.redaction import MARKER, redacted_paths
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -100,7 +100,14 @@ def replay(
         from casstore.runs.provenance import git_state
 
         root = git_state(".")[2]
-        plan.command_line = command(run.invocation, paths, str(root) if root else None)
+        plan.command_line = command(
+            run.invocation, paths, str(root) if root else None, run.environment
+        )
+        plan.variables += [
+            f"${name} (environment, redacted when recorded)"
+            for name, value in sorted(run.environment.items())
+            if MARKER in value
+        ]
         recorded = run.invocation.args
         for index, name in sorted(run.invocation.placeholders.items(), key=lambda i: int(i[0])):
             was = recorded[int(index)]

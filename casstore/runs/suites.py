@@ -30,6 +30,7 @@ from casstore.format.manifest import (
     encode,
     utc_timestamp,
 )
+from casstore.runs.diff import invocation_as_compared
 from casstore.runs.records import read_record_bytes
 
 if TYPE_CHECKING:
@@ -293,6 +294,10 @@ def _differs(store: Store, pair: Pair) -> list[str]:
     for fieldname, name in _RUN_INPUTS.items():
         if getattr(ra, fieldname) != getattr(rb, fieldname):
             found[name] = None
+    # The runner's command line, where its input files lay aside (their contents are
+    # the inputs above).
+    if invocation_as_compared(ra.invocation) != invocation_as_compared(rb.invocation):
+        found["invocation"] = None
     if ra.configs != rb.configs:
         found["configs"] = None
     for fieldname, name in _GRADING_INPUTS.items():

@@ -72,12 +72,21 @@ def validate_ref_name(name: str, what: str = "ref") -> str:
     return name
 
 
-def tag_ref(name: str) -> str:
-    """The ref of tag ``name``; a tag may not start with a kind (``runs/...``), which
-    would read as that kind's ref."""
+def named_ref(kind: str, name: str) -> str:
+    """The ref ``kind/name`` for a name a user gave (a tag, ``--ref``, a suite's name):
+    refused, never silently renamed, unless valid; it may not start with a kind
+    (``runs/...``), which would read as that kind's ref."""
+    what = kind.removesuffix("s")
     if name.split("/")[0] in KINDS:
-        raise InvalidRefName(f"invalid tag name {name!r}: {name.split('/')[0]}/ is a kind of ref")
-    return f"tags/{validate_ref_name(name, 'tag')}"
+        raise InvalidRefName(
+            f"invalid {what} name {name!r}: {name.split('/')[0]}/ is a kind of ref"
+        )
+    return f"{kind}/{validate_ref_name(name, what)}"
+
+
+def tag_ref(name: str) -> str:
+    """The ref of tag ``name``."""
+    return named_ref("tags", name)
 
 
 def split_ref(ref: str) -> tuple[str, str]:
