@@ -241,6 +241,13 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 object``, ``2 objects``, ``1 entry``, ``3 entries``: a count as people write it."""
+    if n != 1:
+        return f"{n} {noun}"
+    return "1 " + (noun[:-3] + "y" if noun.endswith("ies") else noun.removesuffix("s"))
+
+
 def parse_size(text: str | int, setting: str = "size") -> int:
     """``"10GiB"`` -> bytes; decimal (kB, MB) and binary (KiB, MiB) units; an integer is
     bytes. ``setting`` names where the value came from, for the error."""

@@ -103,7 +103,7 @@ def test_gc_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["trashed"] == 1
     assert store.has(hash_bytes(b"orphan"))
     assert run(["--store", store.url, "gc", "--grace", "1h"]) == 0
-    assert "moved to the trash: 1 objects" in capsys.readouterr().out
+    assert "moved to the trash: 1 object " in capsys.readouterr().out
     assert run(["--store", store.url, "gc", "--grace", "soon"]) == 2
     assert run(["--store", store.url, "--read-only", "gc", "--grace", "0"]) == 1
     assert "read-only" in capsys.readouterr().err

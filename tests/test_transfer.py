@@ -134,7 +134,7 @@ def test_cli_push_pull_summary_and_json(tmp_path: Path) -> None:
     fresh.mkdir()
     assert run_cas("init", cwd=fresh).returncode == 0
     result = run_cas("pull", digests[1], "--from", str(tmp_path / "remote"), cwd=fresh)
-    assert result.stdout.decode().startswith("pulled 1 objects (")
+    assert result.stdout.decode().startswith("pulled 1 object (")
     assert run_cas("cat", digests[1], cwd=fresh).stdout == payload(100_000)
 
 

@@ -150,3 +150,17 @@ def test_info_says_which_store_before_it_is_created(
     assert str(tmp_path / "team-store") in out and "cas init creates it" in out
     assert run(["info", "--url"]) == 0
     assert capsys.readouterr().out == f"{tmp_path / 'team-store'}\n"
+
+
+def test_a_folder_snapshot_leaves_out_a_store_inside_it(tmp_path: Path) -> None:
+    from casstore.store.open import init_store
+    from casstore.trees.ingest import tree_digest
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print(1)\n")
+    before = tree_digest(project).digest
+    store, _ = init_store(str(project / ".cas"))  # the embedded store, beside the code
+    store.put_tree(project)
+    assert tree_digest(project).digest == before
+    assert store.put_tree(project).digest == before

@@ -63,3 +63,14 @@ def plan_setter(bar: Any) -> Callable[[int], None]:
         bar.total = count
 
     return plan
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (``-j 0`` would wait forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value

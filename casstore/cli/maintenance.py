@@ -12,6 +12,7 @@ from casstore.cli.common import (
     Adder,
     open_from_args,
     plan_setter,
+    positive_int,
     print_json,
     progress,
 )
@@ -19,7 +20,7 @@ from casstore.errors import UsageError
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.maintenance.gc import collect
 
     store = open_from_args(args)
@@ -42,13 +43,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
     for item in result.items:
         age = _age(item.age) if item.action != "restore" else "-"
         print(f"{item.action:8} {item.digest}  {item.kind:15} {human_bytes(item.size):>10}  {age}")
-    print(f"{result.roots} roots; {result.reachable} objects reachable")
+    print(f"{counted(result.roots, 'roots')}; {counted(result.reachable, 'objects')} reachable")
     print(
-        f"{would}moved to the trash: {result.trashed} objects "
+        f"{would}moved to the trash: {counted(result.trashed, 'objects')} "
         f"({human_bytes(result.trashed_bytes)}), unreachable and older than {args.grace}"
     )
     print(
-        f"{would}deleted from the trash: {result.deleted} objects, "
+        f"{would}deleted from the trash: {counted(result.deleted, 'objects')}, "
         f"{human_bytes(result.deleted_bytes)} {'to be ' if args.dry_run else ''}freed"
     )
     print(f"{would}restored from the trash (reachable again): {result.restored}")
@@ -85,7 +86,7 @@ def _duration(text: str) -> float:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     from casstore.cli.output import escape
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.maintenance.fsck import fsck
 
     if not 0 < args.sample <= 100:
@@ -106,7 +107,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print_json(result.as_json())
         return code
     print(
-        f"checked {result.checked} of {result.total} objects ({human_bytes(result.checked_bytes)})"
+        f"checked {result.checked} of {counted(result.total, 'objects')} "
+        f"({human_bytes(result.checked_bytes)})"
     )
     for digest, problem in result.corrupt.items():
         print(f"corrupt   {problem if problem.startswith(digest) else f'{digest}: {problem}'}")
@@ -186,7 +188,7 @@ def register(add: Adder) -> None:
     p.add_argument(
         "--sample", type=float, default=100.0, metavar="PERCENT", help="check a random sample"
     )
-    p.add_argument("-j", "--jobs", type=int, default=8, help="objects checked at once (8)")
+    p.add_argument("-j", "--jobs", type=positive_int, default=8, help="objects checked at once (8)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = add(

@@ -278,7 +278,7 @@ def _full(spec: str) -> str:
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.graph.describe import describe
 
     store = open_from_args(args)
@@ -291,7 +291,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
     print(f"kind:         {info.text()}")
     print(f"size:         {info.size} ({human_bytes(info.size)})")
     if info.file_bytes is not None:
-        print(f"holds:        {info.files} files, {human_bytes(info.file_bytes)}")
+        print(f"holds:        {counted(info.files or 0, 'files')}, {human_bytes(info.file_bytes)}")
     print(f"stored size:  {info.stored_size} ({ratio:.1%} of size)")
     print(f"encoding:     {info.encoding}")
     return EXIT_OK
@@ -315,8 +315,9 @@ def register(add: Adder) -> None:
     )
 
     p = add("info", cmd_info, "say which store is in use, and how it was chosen")
-    p.add_argument("--url", action="store_true", help="print only its URL")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--url", action="store_true", help="print only its URL")
+    shown.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = add("put", cmd_put, "store files (or - for stdin) and print their digests")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files to store; - reads stdin")

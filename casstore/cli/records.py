@@ -294,7 +294,7 @@ def _show_grading(digest: str, grading: Any, store: Store | None) -> None:
 def _show_ref(
     name: str, ref: Any, store: Store | None, *, snapshot: bool = False, width: int = 20
 ) -> None:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
 
     if ref is None:
         print(f"  {name:{width}} (absent)")
@@ -312,7 +312,7 @@ def _show_ref(
                 pass
             else:
                 if info.file_bytes is not None:
-                    size = f"{info.files} files, {human_bytes(info.file_bytes)}"
+                    size = f"{counted(info.files or 0, 'files')}, {human_bytes(info.file_bytes)}"
     print(f"  {name:{width}} {ref.digest}  {size}")
 
 

@@ -14,6 +14,7 @@ from casstore.cli.common import (
     Adder,
     open_from_args,
     plan_setter,
+    positive_int,
     print_json,
     progress,
 )
@@ -55,7 +56,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.format.digest import hash_file
     from casstore.graph.bundle import write_bundle_file
 
@@ -78,7 +79,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     print(
-        f"wrote {args.output}: {result.objects} objects, {human_bytes(result.size)} "
+        f"wrote {args.output}: {counted(result.objects, 'objects')}, {human_bytes(result.size)} "
         f"({human_bytes(size)} compressed)"
     )
     for root in roots:
@@ -91,7 +92,7 @@ def _kind_label(kind: str | None) -> str:
 
 
 def cmd_unbundle(args: argparse.Namespace) -> int:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.graph.bundle import read_bundle
     from casstore.graph.closure import kind_of_stored
     from casstore.runs.catalog import keep_records
@@ -115,7 +116,7 @@ def cmd_unbundle(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     print(
-        f"verified {result.objects} objects; imported {result.imported} "
+        f"verified {counted(result.objects, 'objects')}; imported {result.imported} "
         f"({human_bytes(result.imported_bytes)}), "
         f"{result.objects - result.imported} already present"
     )
@@ -144,7 +145,7 @@ def _other_store(args: argparse.Namespace, spec: str) -> Store:
 
 
 def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> int:
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.graph.transfer import transfer
     from casstore.store.refs import resolve_ref
 
@@ -191,7 +192,7 @@ def _transfer(args: argparse.Namespace, src: Store, dst: Store, verb: str) -> in
         print(f"{verb}ed nothing new: all {result.present} objects already present")
     else:
         print(
-            f"{verb}ed {result.copied} objects ({human_bytes(result.copied_bytes)}), "
+            f"{verb}ed {counted(result.copied, 'objects')} ({human_bytes(result.copied_bytes)}), "
             f"{result.present} already present"
         )
     for ref, digest in result.refs.items():
@@ -215,7 +216,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def _push_spool(args: argparse.Namespace) -> int:
     """Runs recorded while their store was unreachable, sent to it now."""
-    from casstore.config import human_bytes
+    from casstore.config import counted, human_bytes
     from casstore.graph.transfer import TransferResult
     from casstore.runs.spool import Pending, configured_spool, push_spooled
     from casstore.store.open import open_store
@@ -233,7 +234,7 @@ def _push_spool(args: argparse.Namespace) -> int:
         pushed.append({"run": entry.run, "to": to, "ref": ref, "copied": result.copied})
         if not args.json:
             print(
-                f"{entry.run}  {ref or '(no ref)'} -> {to}: {result.copied} objects "
+                f"{entry.run}  {ref or '(no ref)'} -> {to}: {counted(result.copied, 'objects')} "
                 f"({human_bytes(result.copied_bytes)}) sent, {result.present} already there"
             )
 
@@ -306,7 +307,9 @@ def register(add: Adder) -> None:
         "or DIR) to that store, or to --to",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
+    p.add_argument(
+        "-j", "--jobs", type=positive_int, default=16, help="objects copied at once (16)"
+    )
 
     p = add(
         "pull",
@@ -322,4 +325,6 @@ def register(add: Adder) -> None:
         "--from", dest="source", required=True, metavar="REMOTE", help="a [remotes.NAME] or a URL"
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="objects copied at once (16)")
+    p.add_argument(
+        "-j", "--jobs", type=positive_int, default=16, help="objects copied at once (16)"
+    )

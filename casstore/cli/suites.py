@@ -45,6 +45,7 @@ def _entries_file(path: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def cmd_suite_create(args: argparse.Namespace) -> int:
+    from casstore.config import counted
     from casstore.runs.suites import record_suite
     from casstore.store.refs import named_ref
 
@@ -62,7 +63,7 @@ def cmd_suite_create(args: argparse.Namespace) -> int:
         print_json({"digest": digest, "ref": ref, "entries": len(suite.entries)})
         return EXIT_OK
     print(f"{digest}  {ref or ''}")
-    print(f"{len(suite.entries)} entries; {_mean(suite.overall)}")
+    print(f"{counted(len(suite.entries), 'entries')}; {_mean(suite.overall)}")
     return EXIT_OK
 
 
@@ -136,8 +137,9 @@ def diff_suites_command(args: argparse.Namespace, store: Store, a: str, b: str) 
         print(f"pairs whose scores differ ({len(result.pairs)}), most of the difference first:")
     for pair in result.pairs:
         others = ", ".join(f"{k}={v}" for k, v in sorted(pair.a.labels.items()) if k != args.match)
+        shown = f" ({escape(others)})" if others else ""
         print(
-            f"  {args.match}={escape(pair.key)} ({escape(others)}): {pair.a.score:.4f} -> "
+            f"  {args.match}={escape(pair.key)}{shown}: {pair.a.score:.4f} -> "
             f"{pair.b.score:.4f} ({pair.delta:+.4f}); differs: "
             f"{', '.join(pair.differs) or 'no input (the same inputs scored differently)'}"
         )

@@ -13,6 +13,7 @@ from casstore.cli.common import (
     Adder,
     open_from_args,
     plan_setter,
+    positive_int,
     print_json,
     progress,
 )
@@ -175,7 +176,9 @@ def register(add: Adder) -> None:
     )
     p.add_argument("digests", nargs="+", metavar="DIGEST", help="digest, tag, or a sidecar")
     p.add_argument("--json", action="store_true", help="one JSON object per digest")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="objects verified at once (16)")
+    p.add_argument(
+        "-j", "--jobs", type=positive_int, default=16, help="objects verified at once (16)"
+    )
     p.add_argument(
         "--snapshot",
         action="append",

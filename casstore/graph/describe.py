@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from casstore.config import counted
 from casstore.errors import CasError
 from casstore.format.records import HEAD_BYTES, MAX_RECORD_BYTES, record_kind
 
@@ -66,7 +67,7 @@ class Description:
 
     def text(self) -> str:
         if self.files is not None:
-            return f"tree with {self.files} files"
+            return f"tree with {counted(self.files, 'files')}"
         if self.chunks is not None:
             return f"chunked file with {self.chunks} chunks"
         return self.kind

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from casstore.config import counted
 from casstore.errors import CasError, UsageError
 from casstore.format.manifest import GradingRecord, Record, Ref, RunManifest, SuiteRecord
 from casstore.runs.diff import ABSENT, PARAMETERS, ManifestDiff, diff_gradings, diff_manifests
@@ -101,7 +102,7 @@ def _size(store: Store, role: str, ref: Ref) -> str:
         except CasError:
             return human_bytes(ref.size)
         if info.file_bytes is not None:
-            return f"{info.files} files, {human_bytes(info.file_bytes)}"
+            return f"{counted(info.files or 0, 'files')}, {human_bytes(info.file_bytes)}"
     return human_bytes(ref.size)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from casstore.errors import ArchiveError, CasError
+from casstore.format.layout import MARKER
 from casstore.format.tree import Kind, normalize_path
 from casstore.trees.tarstream import MAX_META, TarHeader, TarReader
 
@@ -102,7 +103,9 @@ def detect_compression(head: bytes) -> str | None:
 
 def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
+        # A store inside the folder is left out, as git leaves out .git: `cas put --tree .`
+        # beside the embedded store .cas/ would otherwise snapshot the store itself.
+        dirs[:] = sorted(d for d in dirs if not os.path.isfile(os.path.join(folder, d, MARKER)))
         base = Path(folder)
         rel_folder = base.relative_to(root).as_posix()
         names = sorted(files + [d for d in dirs if (base / d).is_symlink()])

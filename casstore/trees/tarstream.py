@@ -73,11 +73,11 @@ def _pax(data: bytes, what: str) -> dict[str, str]:
     """PAX records ("LENGTH KEY=VALUE\n"), each wholly inside the declared data: one that
     is not is refused, never read past (readers that do disagree on the member's name)."""
     records: dict[str, str] = {}
-    pos = 0
-    while pos < len(data) and data[pos:].strip(b"\x00"):
+    pos, end = 0, len(data.rstrip(b"\x00"))  # NUL padding after the records is no record
+    while pos < end:
         space = data.find(b" ", pos)
         digits = data[pos:space]
-        length = int(digits) if space > pos and digits.isdigit() else 0
+        length = int(digits) if 0 < len(digits) <= 20 and digits.isdigit() else 0
         record = data[space + 1 : pos + length - 1]
         if length <= 0 or pos + length > len(data) or data[pos + length - 1] != 0x0A:
             raise ArchiveError(f"{what}: a malformed PAX header")
