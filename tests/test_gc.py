@@ -257,3 +257,16 @@ def test_a_pack_that_rewrites_to_itself_is_kept(local_store: Store) -> None:
     assert result.packs_rewritten == 1 and result.trashed == 1
     assert local_store.get_bytes(kept) == b"\x00"
     assert open_store(local_store.url).get_bytes(kept) == b"\x00"
+
+
+def test_a_put_that_finds_an_object_gc_then_takes_stores_it_again(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found present, then trashed and deleted by a gc before the put read its header:
+    # the put stores it again rather than failing (seen with gc looping beside writers).
+    data = b"taken by gc between two reads" * 200
+    monkeypatch.setattr(local_store, "stored", lambda digest: True)
+    info = local_store.put_bytes(data)
+    monkeypatch.undo()
+    assert info.digest == hash_bytes(data) and info.size == len(data)
+    assert local_store.stored(info.digest) and local_store.get_bytes(info.digest) == data

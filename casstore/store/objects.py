@@ -1,13 +1,11 @@
-"""The store: content-addressed objects over a backend.
-
-Every read re-hashes what it returns; every write is published atomically by
-the backend. Keys come from :mod:`casstore.format.layout` only. Batches and
-packs live in :mod:`casstore.store.batch` and :mod:`casstore.store.packs`,
-refs in :mod:`casstore.store.refs`, opening in :mod:`casstore.store.open`.
-"""
+"""The store: content-addressed objects over a backend. Every read re-hashes what it
+returns; every write is published atomically by the backend; keys come from
+:mod:`casstore.format.layout` only. Batches, packs, refs and opening are modules of
+:mod:`casstore.store` beside this one."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -113,7 +111,8 @@ class Store(refs.Names):
         """Store ``data``; returns its :class:`ObjectInfo`. Present objects are not rewritten."""
         digest = hash_bytes(data)
         if self.stored(digest):
-            return self.stat(digest)
+            with contextlib.suppress(ObjectNotFound):  # unless gc took it since: store again
+                return self.stat(digest)
         self.require_writable()
         stored_size, encoding = publish_bytes(self.backend, digest, data, self.compression_level)
         return ObjectInfo(digest, len(data), stored_size, encoding)
@@ -332,15 +331,18 @@ class Store(refs.Names):
         if where is not None:
             # Packed objects are compressed by the block: their stored size is a share.
             return ObjectInfo(digest, where.length, where.length, "packed")
-        key = layout.object_key(digest)
-        try:
-            header = self.backend.read_range(key, 0, objects.HEADER_SIZE)
+        try:  # live, else in the trash; gc may move it between any two reads
+            return self._stat_at(digest, layout.object_key(digest))
         except ObjectNotFound:
             in_trash = trashed(self.backend, [digest]).get(digest)
             if in_trash is None:
                 raise ObjectNotFound(digest) from None
-            key, header = in_trash, self.backend.read_range(in_trash, 0, objects.HEADER_SIZE)
-        encoding, size = objects.unpack_header(header, digest)
+            return self._stat_at(digest, in_trash)
+
+    def _stat_at(self, digest: str, key: str) -> ObjectInfo:
+        encoding, size = objects.unpack_header(
+            self.backend.read_range(key, 0, objects.HEADER_SIZE), digest
+        )
         return ObjectInfo(digest, size, self.backend.size(key), objects.ENCODINGS[encoding])
 
     def iter_digests(self) -> Iterator[str]:
@@ -359,9 +361,7 @@ class Store(refs.Names):
             self.backend.delete(layout.object_key(digest))
         except ObjectNotFound:
             if digest in self.packs:
-                raise CasError(
-                    f"{digest} is in a pack: packed objects are removed by garbage collection"
-                ) from None
+                raise CasError(f"{digest} is in a pack: gc removes packed objects") from None
             raise ObjectNotFound(digest) from None
 
     # -- trees (conveniences over casstore.trees) -----------------------------
