@@ -361,7 +361,7 @@ class Store(refs.Names):
             self.backend.delete(layout.object_key(digest))
         except ObjectNotFound:
             if digest in self.packs:
-                raise CasError(f"{digest} is in a pack: gc removes packed objects") from None
+                raise CasError(f"{digest} is packed: garbage collection removes it") from None
             raise ObjectNotFound(digest) from None
 
     # -- trees (conveniences over casstore.trees) -----------------------------
