@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from casstore.errors import InvalidDigest
-from casstore.format.digest import hash_bytes, looks_like_digest, parse_digest, parse_prefix
+from casstore.format.digest import (
+    format_digest,
+    hash_bytes,
+    hash_file,
+    looks_like_digest,
+    parse_digest,
+    parse_prefix,
+)
 from casstore.store.objects import Store
 from tests.helpers import run_cas
 
@@ -96,8 +103,28 @@ def test_prefix_rules() -> None:
     assert parse_prefix("AF1349B9F5") == "af1349b9f5"
     with pytest.raises(InvalidDigest, match="too short"):
         parse_prefix("af1349b")
-    with pytest.raises(InvalidDigest):
+    with pytest.raises(InvalidDigest, match="invalid digest 'af1349bz': expected hex"):
         parse_prefix("af1349bz")
+    with pytest.raises(InvalidDigest, match="expected hex"):
+        parse_prefix(GOLDEN[0] + "0")
     assert looks_like_digest("af1349b9")
     assert not looks_like_digest("release-1")
     assert not looks_like_digest("af13")
+    # Anything spelt as a digest is one, never a tag name, even when it is not hex.
+    assert looks_like_digest("blake3:release")
+    assert looks_like_digest(" BLAKE3:x")
+
+
+@pytest.mark.parametrize("length", [0, 1025, (1 << 20) + 7])
+def test_hash_file_reads_in_pieces_to_the_same_digest(tmp_path: Path, length: int) -> None:
+    path = tmp_path / "f"
+    data = vector_input(length)
+    path.write_bytes(data)
+    assert hash_file(path) == (hash_bytes(data), length)
+    if length in GOLDEN:
+        assert hash_file(path)[0] == "blake3:" + GOLDEN[length]
+
+
+def test_format_digest_is_the_canonical_form() -> None:
+    assert format_digest(GOLDEN[1]) == "blake3:" + GOLDEN[1]
+    assert parse_digest(format_digest(GOLDEN[1])) == format_digest(GOLDEN[1])

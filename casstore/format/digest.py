@@ -64,10 +64,6 @@ def is_digest(text: object) -> bool:
     return isinstance(text, str) and DIGEST_PATTERN.fullmatch(text) is not None
 
 
-def is_hex(text: str) -> bool:
-    return bool(_HEX.fullmatch(text.strip().lower()))
-
-
 def looks_like_digest(text: str) -> bool:
     """True when ``text`` has the shape of a digest or prefix (so it is not a tag name)."""
     hexpart = _strip(text)
