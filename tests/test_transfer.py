@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import pytest
 from casstore.config import CacheSection, Config, ConfigFile
 from casstore.errors import IntegrityError, ObjectNotFound
 from casstore.format import layout
+from casstore.format.packindex import MAX_PACKED_SIZE
 from casstore.graph.closure import walk
 from casstore.graph.transfer import transfer
+from casstore.maintenance.gc import collect
 from casstore.store.objects import Store
 from casstore.store.open import init_store, open_store
+from casstore.store.refs import target
 from casstore.testing.store import corrupt, payload
 from tests.helpers import run_cas
 
@@ -95,8 +99,9 @@ def test_incomplete_closure_is_refused_before_anything_is_sent(store: Store, oth
     tree = next(d for d, kind in walk(store, [run]).kinds.items() if kind == "tree/1")
     blob = json.loads(store.get_bytes(tree))["entries"][0]["digest"]
     store.delete(blob)
-    with pytest.raises(ObjectNotFound, match=f"referenced by {tree}"):
+    with pytest.raises(ObjectNotFound, match=f"referenced by {tree}") as refused:
         transfer(store, other, [run])
+    assert f"is missing from {store.url}" in str(refused.value)
     assert list(other.iter_digests()) == []
 
 
@@ -108,6 +113,79 @@ def test_corrupt_source_object_is_never_published(store: Store, other: Store) ->
         transfer(store, other, [run], concurrency=1)
     assert config not in set(other.iter_digests())
     assert run not in set(other.iter_digests())  # records wait for their references
+
+
+def test_refs_travel_after_their_closure_and_never_move_silently(
+    store: Store, other: Store
+) -> None:
+    run, expected = make_run(store)
+    run2, _ = make_run(store, seed=5)
+    plans: list[int] = []
+    sizes: list[int] = []
+    result = transfer(
+        store, other, [], refs={"runs/t1": run}, on_plan=plans.append, on_object=sizes.append
+    )
+    assert result.roots == [run] and result.refs == {"runs/t1": run} and not result.conflicts
+    assert target(other, "runs/t1") == run
+    assert plans == [len(expected)] and len(sizes) == result.copied == len(expected)
+    assert sum(sizes) == result.copied_bytes == sum(store.stat(d).size for d in expected)
+    # Small objects go into packs; records and large objects are published on their own.
+    kinds = walk(store, [run]).kinds
+    for digest in expected:
+        packed = other.stat(digest).encoding == "packed"
+        small = store.stat(digest).size <= MAX_PACKED_SIZE
+        assert packed == (small and digest not in kinds), (digest, kinds.get(digest))
+    # The same ref naming another run is reported and left alone, unless forced.
+    moved = transfer(store, other, [], refs={"runs/t1": run2, "runs/t2": run2})
+    assert moved.conflicts == {"runs/t1": run} and moved.refs == {"runs/t2": run2}
+    assert target(other, "runs/t1") == run
+    forced = transfer(store, other, [], refs={"runs/t1": run2}, force_refs=True)
+    assert forced.refs == {"runs/t1": run2} and not forced.conflicts
+    assert target(other, "runs/t1") == run2
+
+
+def test_push_keeps_chunks_and_copies_again_what_gc_trashed(store: Store, other: Store) -> None:
+    data = payload(9 << 20, seed=3)
+    with store.batch() as batch:  # files of 8 MiB and more in a batch are chunked
+        big = batch.put_stream(io.BytesIO(data), size=len(data))
+    assert store.chunk_list(big) is not None
+    loose = store.put_bytes(payload(2 << 20, seed=4)).digest  # too large for a pack
+    exact = store.put_bytes(payload(MAX_PACKED_SIZE, seed=5)).digest  # the largest packed
+    other.put_bytes(store.get_bytes(loose))
+    collect(other, grace=0)  # unreferenced there: in the trash, where gc deletes it next
+    assert other.missing([loose], live=True) == [loose]
+    result = transfer(store, other, [big, loose, exact])
+    assert {big, loose, exact} <= set(result.copied_digests)
+    assert other.missing([loose], live=True) == []
+    assert other.chunk_list(big) == store.chunk_list(big)
+    assert other.get_bytes(big) == data
+    assert other.stat(exact).encoding == "packed"
+
+
+def test_absent_ok_takes_what_the_destination_already_has(
+    store: Store, other: Store, tmp_path: Path
+) -> None:
+    run, _ = make_run(store)
+    config = next(d for d in walk(store, [run]).order if store.get_bytes(d) == b'{"max_steps": 5}')
+    other.put_bytes(store.get_bytes(config))
+    store.delete(config)  # a spool: its store already took this one
+    with pytest.raises(ObjectNotFound):
+        transfer(store, other, [run])
+    result = transfer(store, other, [run], absent_ok=True)
+    assert run in result.copied_digests and config not in result.copied_digests
+    other.verify(run)
+    # In the destination's trash is not there: gc deletes it next.
+    trashed = init_store(str(tmp_path / "trashed"))[0]
+    trashed.put_bytes(b'{"max_steps": 5}')
+    collect(trashed, grace=0)
+    with pytest.raises(ObjectNotFound):
+        transfer(store, trashed, [run], absent_ok=True)
+    lost = walk(store, [run]).order[0]  # one the destination lacks too
+    third = init_store(str(tmp_path / "third"))[0]
+    store.delete(lost)
+    with pytest.raises(ObjectNotFound):
+        transfer(store, third, [run], absent_ok=True)
+    assert list(third.iter_digests()) == []
 
 
 def test_cli_push_pull_summary_and_json(tmp_path: Path) -> None:
