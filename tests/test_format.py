@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+from collections.abc import Callable
 
 import pytest
 import zstandard
 from blake3 import blake3
 
 from casstore.errors import IntegrityError
-from casstore.format import layout
+from casstore.format import layout, objects
+from casstore.format import packindex as pi
+from casstore.format.digest import hash_bytes
 from casstore.store.objects import Store
 from casstore.store.open import open_store
+from casstore.testing.store import payload
 
 HELLO = "blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
 
@@ -117,3 +122,124 @@ def test_malformed_objects_are_refused(local_store: Store, stored: bytes) -> Non
         local_store.get_bytes(HELLO)
     with pytest.raises(IntegrityError):
         local_store.verify(HELLO)
+
+
+# -- the checks and the arithmetic of each format, boundary by boundary --------------
+
+
+def test_fanout_bits_and_buckets() -> None:
+    # The fewest bits that leave count >> bits at most BUCKET_TARGET (128).
+    assert [pi.fanout_bits(n) for n in (0, 128, 129, 257, 258, 515, 516)] == [
+        0, 0, 1, 1, 2, 2, 3,
+    ]  # fmt: skip
+    assert pi.fanout_bits(1 << 40) == pi.MAX_BITS  # never more buckets than that
+    raw = bytes([0b1011_0000, 0xFF, 0x00, 0x01]) + bytes(28)
+    assert [pi.bucket_of(raw, bits) for bits in (0, 1, 2, 4, 16)] == [0, 1, 2, 11, 0xB0FF]
+    assert pi.bucket_of(b"\xff" * 32, pi.MAX_BITS) == (1 << pi.MAX_BITS) - 1
+    fanout = pi.fanout_table([2, 0, 3, 1])
+    assert struct.unpack("<4I", fanout) == (2, 2, 5, 6)
+    assert [pi.bucket_range(fanout, b) for b in range(4)] == [(0, 2), (2, 2), (2, 5), (5, 6)]
+
+
+def test_a_merged_index_that_fans_out_finds_every_object(local_store: Store) -> None:
+    # Four batches of 400: merged into one index of 1,600 entries over 16 buckets.
+    batches = [[f"object {b}-{i}".encode() for i in range(400)] for b in range(4)]
+    digests = [d for batch in batches for d in local_store.put_many(batch)]
+    (key,) = list(local_store.backend.list(layout.INDEX))
+    data = local_store.backend.read_bytes(key)
+    shape = pi.parse_merged_header(data, key)
+    assert (shape.bits, shape.count, shape.packs) == (pi.fanout_bits(1600), 1600, 4) == (4, 1600, 4)
+    fanout = data[shape.fanout : shape.entries]
+    for bucket in range(1 << shape.bits):
+        start, end = pi.bucket_range(fanout, bucket)
+        for n in range(start, end):
+            raw = data[shape.entries + 56 * n : shape.entries + 56 * n + 32]
+            assert pi.bucket_of(raw, shape.bits) == bucket
+    fresh = open_store(local_store.url)  # another process: reads the merged index
+    for data_, digest in zip([d for b in batches for d in b], digests, strict=True):
+        assert fresh.get_bytes(digest) == data_
+    assert fresh.missing([*digests[::97], HELLO, WORLD]) == [HELLO, WORLD]
+    assert fresh.resolve(digests[1234][7:20]) == digests[1234]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d[:15], "pack index is truncated"),
+        (lambda d: b"CASX" + d[4:], "not a pack index this casstore reads"),
+        (lambda d: d[:4] + b"\x02" + d[5:], "not a pack index this casstore reads"),
+        (lambda d: d[:-1], "pack index has the wrong length for 2 entries"),
+        (lambda d: d + bytes(56), "pack index has the wrong length for 2 entries"),
+    ],
+)
+def test_damaged_pack_indexes_say_what_is_wrong(
+    change: Callable[[bytes], bytes], message: str
+) -> None:
+    good = pi.encode_index([(HELLO, 0, 10, 0, 5), (WORLD, 0, 10, 5, 5)])
+    assert [row[0] for row in pi.decode_index(good, "i")] == sorted([HELLO, WORLD])
+    with pytest.raises(IntegrityError, match=f"^index x: {message}"):
+        pi.decode_index(change(good), "index x")
+
+
+@pytest.mark.parametrize(
+    ("magic", "version", "bits", "ok"),
+    [
+        (b"CASM", 1, 16, True),
+        (b"CASX", 1, 0, False),
+        (b"CASM", 2, 0, False),
+        (b"CASM", 1, 17, False),
+    ],
+)
+def test_merged_headers_are_checked(magic: bytes, version: int, bits: int, ok: bool) -> None:
+    head = struct.pack("<4sBBxxQI12x", magic, version, bits, 5, 1)
+    if ok:
+        assert pi.parse_merged_header(head, "m") == pi.MergedLayout(bits, 5, 1)
+        return
+    with pytest.raises(IntegrityError, match=r"^m: not a merged index this casstore reads"):
+        pi.parse_merged_header(head, "m")
+    with pytest.raises(IntegrityError, match=r"^m: merged index is truncated"):
+        pi.parse_merged_header(head[:31], "m")
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        (b"CASO\x01", "stored object is truncated"),
+        (b"CASX" + header(0, 5)[4:], "stored object has a bad header"),
+        (
+            header(0, 5)[:4] + b"\x09" + header(0, 5)[5:],
+            "stored object has an unknown version 9 or encoding 0",
+        ),
+        (header(7, 5), "stored object has an unknown version 1 or encoding 7"),
+    ],
+)
+def test_damaged_object_headers_say_what_is_wrong(head: bytes, message: str) -> None:
+    with pytest.raises(IntegrityError, match=f"^obj: {message}"):
+        objects.unpack_header(head, "obj")
+
+
+def test_piece_lists_are_checked_entry_by_entry() -> None:
+    one = objects.encode_chunk_list([(HELLO, 1), (WORLD, 4)])[objects.HEADER_SIZE :]
+    assert objects.decode_chunk_list(one, 5, "c") == [(HELLO, 1), (WORLD, 4)]
+    with pytest.raises(IntegrityError, match=r"^c: a malformed piece list"):
+        objects.decode_chunk_list(one[:-1], 5, "c")
+    with pytest.raises(IntegrityError, match=r"^c: its piece list does not add up to its size"):
+        objects.decode_chunk_list(one, 6, "c")
+    empty_piece = objects.encode_chunk_list([(HELLO, 0), (WORLD, 5)])[objects.HEADER_SIZE :]
+    with pytest.raises(IntegrityError, match="does not add up"):
+        objects.decode_chunk_list(empty_piece, 5, "c")
+
+
+@pytest.mark.parametrize("compressible", [True, False])
+def test_progress_counts_every_byte_stored(local_store: Store, compressible: bool) -> None:
+    data = payload(5 << 20, seed=2, compressible=compressible)
+    seen: list[int] = []
+    info = local_store.put_stream(io.BytesIO(data), progress=seen.append)
+    assert info.encoding == ("zstd" if compressible else "raw")
+    assert sum(seen) == len(data) and all(n > 0 for n in seen)
+
+
+def test_an_empty_stream_is_stored_raw(local_store: Store) -> None:
+    info = local_store.put_stream(io.BytesIO(b""))
+    assert (info.digest, info.size, info.encoding) == (hash_bytes(b""), 0, "raw")
+    assert local_store.get_bytes(info.digest) == b""
