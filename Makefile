@@ -34,7 +34,7 @@ bench: $(VENV)/.test
 
 # Mutation testing of the modules that guard bytes ([tool.mutmut] in pyproject.toml,
 # docs/MUTANTS.md): every mutant run against the fast tests that reach it. A mutant that
-# hangs a test counts as killed (the suite noticed); one no test reaches counts as survived.
+# hangs a test counts as killed (the suite noticed); one no test reaches counts against it.
 mutants: $(VENV)/.test
 	$(PIP) -e '.[mutants]'
 	rm -rf mutants
