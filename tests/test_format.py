@@ -243,3 +243,26 @@ def test_an_empty_stream_is_stored_raw(local_store: Store) -> None:
     info = local_store.put_stream(io.BytesIO(b""))
     assert (info.digest, info.size, info.encoding) == (hash_bytes(b""), 0, "raw")
     assert local_store.get_bytes(info.digest) == b""
+
+
+def test_a_batch_packs_the_same_content_once(local_store: Store) -> None:
+    with local_store.batch() as batch:
+        first = [batch.put_bytes(b"twice") for _ in range(2)]
+    assert first[0] == first[1] == hash_bytes(b"twice")
+    (key,) = list(local_store.backend.list(layout.INDEX))
+    rows = pi.decode_index(local_store.backend.read_bytes(key), key)
+    assert [row[0] for row in rows] == [hash_bytes(b"twice")]
+
+
+def test_a_damaged_block_names_the_object_and_its_pack(local_store: Store) -> None:
+    digests = local_store.put_many([payload(5000, seed=i, compressible=True) for i in range(3)])
+    where = local_store.packs.get(digests[1])
+    assert where is not None
+    (pack_key,) = list(local_store.backend.list(layout.PACKS))
+    stored = bytearray(local_store.backend.read_bytes(pack_key))
+    stored[where.block_offset] ^= 0xFF  # the block's zstd frame no longer starts as one
+    local_store.backend.write_bytes(pack_key, bytes(stored))
+    fresh = open_store(local_store.url, cache=False)
+    with pytest.raises(IntegrityError) as damaged:
+        fresh.get_bytes(digests[1])
+    assert str(damaged.value).startswith(f"{digests[1]}: a corrupt block in pack {where.pack} (")
