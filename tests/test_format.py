@@ -144,6 +144,7 @@ def test_fanout_bits_and_buckets() -> None:
 def test_a_merged_index_that_fans_out_finds_every_object(local_store: Store) -> None:
     # Four batches of 400: merged into one index of 1,600 entries over 16 buckets.
     batches = [[f"object {b}-{i}".encode() for i in range(400)] for b in range(4)]
+    contents = [content for batch in batches for content in batch]
     digests = [d for batch in batches for d in local_store.put_many(batch)]
     (key,) = list(local_store.backend.list(layout.INDEX))
     data = local_store.backend.read_bytes(key)
@@ -156,8 +157,8 @@ def test_a_merged_index_that_fans_out_finds_every_object(local_store: Store) -> 
             raw = data[shape.entries + 56 * n : shape.entries + 56 * n + 32]
             assert pi.bucket_of(raw, shape.bits) == bucket
     fresh = open_store(local_store.url)  # another process: reads the merged index
-    for data_, digest in zip([d for b in batches for d in b], digests, strict=True):
-        assert fresh.get_bytes(digest) == data_
+    for content, digest in zip(contents, digests, strict=True):
+        assert fresh.get_bytes(digest) == content
     assert fresh.missing([*digests[::97], HELLO, WORLD]) == [HELLO, WORLD]
     assert fresh.resolve(digests[1234][7:20]) == digests[1234]
 
@@ -247,8 +248,8 @@ def test_an_empty_stream_is_stored_raw(local_store: Store) -> None:
 
 def test_a_batch_packs_the_same_content_once(local_store: Store) -> None:
     with local_store.batch() as batch:
-        first = [batch.put_bytes(b"twice") for _ in range(2)]
-    assert first[0] == first[1] == hash_bytes(b"twice")
+        both = [batch.put_bytes(b"twice") for _ in range(2)]
+    assert both == [hash_bytes(b"twice")] * 2
     (key,) = list(local_store.backend.list(layout.INDEX))
     rows = pi.decode_index(local_store.backend.read_bytes(key), key)
     assert [row[0] for row in rows] == [hash_bytes(b"twice")]
