@@ -3,10 +3,13 @@ suite in ``test_store_conformance.py`` runs unchanged against each of them."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings
 
 from casstore.store.objects import Store
 from casstore.store.open import init_store
@@ -14,6 +17,23 @@ from tests.helpers import BUCKET, new_store_url
 from tests.s3_server import S3Server, server_environment, start_seaweedfs
 
 BACKENDS = ["local", "memory", "s3"]
+
+#: Set in every process of a `make mutants` run (docs/MUTANTS.md), which runs the tests
+#: once per mutant: a mutant is killed by the first failure, so shrinking that failure
+#: to a minimal example is time spent on nothing.
+MUTATING = "MUTANT_UNDER_TEST" in os.environ
+if MUTATING:
+    settings.register_profile("mutants", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    settings.load_profile("mutants")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under mutation testing, the tests of a mutant run fastest first (by the
+    durations mutmut recorded): most mutants die in the first test that reaches them."""
+    stats = Path("mutmut-stats.json")
+    if MUTATING and stats.exists():
+        durations = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
 @pytest.fixture(autouse=True)

@@ -41,9 +41,6 @@ class _ChunkChain(io.RawIOBase):
         self._open = open_chunk
         self._current: io.RawIOBase | None = None
 
-    def readable(self) -> bool:
-        return True
-
     def _next(self) -> io.RawIOBase | None:
         if self._current is None and self._chunks:
             chunk, _ = self._chunks.pop()
@@ -64,8 +61,7 @@ class _ChunkChain(io.RawIOBase):
         return 0
 
     def read(self, size: int = -1, /) -> bytes:
-        data = super().read(size)
-        return data if data is not None else b""
+        return super().read(size) or b""
 
     def close(self) -> None:
         if self._current is not None:
@@ -80,9 +76,6 @@ class _Counted(io.RawIOBase):
         super().__init__()
         self.inner = inner
         self.count = 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Buffer) -> int:
         n = self.inner.readinto(buffer)  # type: ignore[attr-defined]

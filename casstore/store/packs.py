@@ -76,9 +76,17 @@ class BlockReader:
         frame = self._backend.read_range(where.key, where.block_offset, end)
         if len(frame) != where.block_length:
             raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
+        # A block holds at most BLOCK_SIZE plus one object: more is not ours. The size a
+        # frame declares is checked first: decompress() allocates it whatever
+        # max_output_size says (which bounds only frames that declare none).
+        limit = BLOCK_SIZE + MAX_PACKED_SIZE
         try:
-            # A block holds at most BLOCK_SIZE plus one object: more is not ours.
-            limit = BLOCK_SIZE + MAX_PACKED_SIZE
+            declared = zstandard.frame_content_size(frame)
+            if declared > limit:
+                raise IntegrityError(
+                    f"{digest}: a block in pack {where.pack} claims {declared} bytes "
+                    f"(a block holds at most {limit})"
+                )
             return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=limit))
         except zstandard.ZstdError as exc:
             raise IntegrityError(

@@ -48,7 +48,7 @@ def _number(field: bytes, what: str) -> int:
         value = int.from_bytes(field[1:], "big")
         # 0xff leads a negative number in two's complement (as GNU tar writes it).
         return value - (1 << (8 * (len(field) - 1))) if field[:1] == b"\xff" else value
-    text = field.split(b"\x00", 1)[0].strip()
+    text = field.partition(b"\x00")[0].strip()
     try:
         return int(text, 8) if text else 0
     except ValueError:
@@ -56,11 +56,11 @@ def _number(field: bytes, what: str) -> int:
 
 
 def _text(field: bytes) -> str:
-    return field.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+    return field.partition(b"\x00")[0].decode("utf-8", "surrogateescape")
 
 
-def _checksum_ok(header: bytes) -> bool:
-    stored = _number(header[148:156], "checksum")
+def _checksum_ok(header: bytes, what: str) -> bool:
+    stored = _number(header[148:156], what)
     unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
     if stored == unsigned:
         return True
@@ -77,7 +77,7 @@ def _pax(data: bytes, what: str) -> dict[str, str]:
     while pos < end:
         space = data.find(b" ", pos)
         digits = data[pos:space]
-        length = int(digits) if 0 < len(digits) <= 20 and digits.isdigit() else 0
+        length = int(digits) if len(digits) <= 20 and digits.isdigit() else 0
         record = data[space + 1 : pos + length - 1]
         if length <= 0 or pos + length > len(data) or data[pos + length - 1] != 0x0A:
             raise ArchiveError(f"{what}: a malformed PAX header")
@@ -130,12 +130,12 @@ class TarReader:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current member's data (all of it with -1)."""
         n = self._remaining if n < 0 else min(n, self._remaining)
-        data = self._exact(n) if n else b""
+        data = self._exact(n)
         self._remaining -= n
         return data
 
     def headers(self) -> Iterator[TarHeader]:
-        long_name = long_link = None
+        long_name = long_link = ""
         pax: dict[str, str] = {}
         while True:
             self._skip_data()
@@ -147,7 +147,7 @@ class TarReader:
                 # A tar cut at a member boundary ends without its zero block: without
                 # that check it would read as a smaller snapshot.
                 raise ArchiveError(f"{self._what}: a truncated archive (no end-of-archive block)")
-            if not _checksum_ok(header):
+            if not _checksum_ok(header, self._what):
                 raise ArchiveError(f"{self._what}: a corrupt tar header (bad checksum)")
             typeflag = header[156:157]
             size = _number(header[124:136], self._what)
@@ -178,7 +178,7 @@ class TarReader:
             kind = TYPES.get(typeflag)
             if kind is None:
                 raise ArchiveError(f"{name!r}: an unsupported tar member type {typeflag!r}")
-            long_name = long_link = None
+            long_name = long_link = ""
             pax = {}
             if kind == "file" and name.endswith("/"):
                 kind = "dir"  # old tars mark folders by a trailing slash only
