@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks import large_file, peers, put_get, s3, startup, trees
+from benchmarks import large_file, peers, put_get, realtree, s3, startup, trees
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -118,6 +118,11 @@ def main() -> int:
 
     print("\n# a large file inside a snapshot")
     print(large_file.run(workdir / "large_file").line())
+
+    print("\n# a real tree: this Python's standard library and installed packages")
+    real = realtree.run(workdir / "realtree", runs=args.runs)
+    print("\n".join(real.lines()))
+    failed |= not real.met()
 
     print(f"\n# S3 on SeaweedFS: {s3.COUNT} objects of {s3.SIZE} bytes, and a run's closure")
     run_store, run_digest = record_run(workdir, tree_result)

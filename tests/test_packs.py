@@ -179,24 +179,20 @@ def test_a_block_larger_than_any_we_write_is_refused_before_it_is_decoded(
         reader.read("D", undeclared)
 
 
+@pytest.mark.parametrize(
+    ("module", "name"), [(tempfile, "NamedTemporaryFile"), (os, "fsync")], ids=["create", "sync"]
+)
 def test_a_full_disk_while_staging_is_the_stores_error_and_leaves_nothing(
-    local_store: Store, monkeypatch: pytest.MonkeyPatch
+    local_store: Store, monkeypatch: pytest.MonkeyPatch, module: object, name: str
 ) -> None:
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    message = "^cannot write a temp file for the store: No space left on device$"
     writer = PackWriter(local_store.backend, IndexSet(local_store.backend), LEVEL)
     writer.add(hash_bytes(b"x"), b"x")
     with monkeypatch.context() as patch:
-        patch.setattr(tempfile, "NamedTemporaryFile", full)
-        with pytest.raises(BackendError, match=message):
-            writer.flush()
-    writer.close(discard=True)
-    writer = PackWriter(local_store.backend, IndexSet(local_store.backend), LEVEL)
-    writer.add(hash_bytes(b"y"), b"y")
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "fsync", full)
+        patch.setattr(module, name, full)
+        message = "^cannot write a temp file for the store: No space left on device$"
         with pytest.raises(BackendError, match=message):
             writer.flush()
     writer.close(discard=True)

@@ -15,9 +15,7 @@ import re
 import stat
 import tempfile
 import zipfile
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
@@ -25,15 +23,12 @@ from casstore.errors import ArchiveError
 from casstore.fileio import atomic_write
 from casstore.format.tree import Entry
 from casstore.trees import tarwrite
+from casstore.trees.readahead import is_small, small_files
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
 FORMATS = ("dir", "zip", "tar", "tar.gz", "tar.zst")
-#: Files up to this size are read whole, verified, ahead of the writer.
-SMALL_FILE = 4 << 20
-#: Small files read ahead of the writer, at most.
-READ_AHEAD = 32
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 #: Deflate level of zip members: zips are written for tools to read, not to keep.
 ZIP_LEVEL = 1
@@ -89,44 +84,31 @@ def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]
     return cast(IO[bytes], spool)
 
 
-def _small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[bytes]:
-    """The content of each small file among ``entries``, in order, verified: read and
-    checked ahead on other threads (decompressing and hashing release the GIL)."""
-    small = [e for e in entries if e.type == "file" and e.size <= SMALL_FILE]
-    with ThreadPoolExecutor(2, thread_name_prefix="casstore-read") as pool:
-        ahead: deque[Future[bytes]] = deque()
-        for entry in small:
-            ahead.append(pool.submit(store.get_bytes, entry.digest))
-            if len(ahead) > READ_AHEAD:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
-
-
 def _write_tar(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
-    smalls = _small_files(store, entries)
-    for entry in entries:
-        if entry.type == "dir":
-            out.write(tarwrite.header(entry.path, kind="dir", mode=0o755))
-        elif entry.type == "symlink":
-            out.write(tarwrite.header(entry.path, kind="symlink", mode=0o777, target=entry.target))
-        else:
-            mode = 0o755 if entry.executable else 0o644
-            out.write(tarwrite.header(entry.path, kind="file", size=entry.size, mode=mode))
-            if entry.size <= SMALL_FILE:
-                data = next(smalls)
-                out.write(data)
+    with closing(small_files(store, entries)) as smalls:
+        for entry in entries:
+            if entry.type == "dir":
+                out.write(tarwrite.header(entry.path, kind="dir", mode=0o755))
+            elif entry.type == "symlink":
+                out.write(
+                    tarwrite.header(entry.path, kind="symlink", mode=0o777, target=entry.target)
+                )
             else:
-                with _content(store, entry, verify_first) as content:
-                    written = 0
-                    while piece := content.read(1 << 20):
-                        out.write(piece)
-                        written += len(piece)
-                if written != entry.size:
-                    raise ArchiveError(f"{entry.path!r}: not the size its tree records")
-            out.write(tarwrite.padding(entry.size))
+                mode = 0o755 if entry.executable else 0o644
+                out.write(tarwrite.header(entry.path, kind="file", size=entry.size, mode=mode))
+                if is_small(entry):
+                    out.write(next(smalls))
+                else:
+                    with _content(store, entry, verify_first) as content:
+                        written = 0
+                        while piece := content.read(1 << 20):
+                            out.write(piece)
+                            written += len(piece)
+                    if written != entry.size:
+                        raise ArchiveError(f"{entry.path!r}: not the size its tree records")
+                out.write(tarwrite.padding(entry.size))
     tarwrite.end(out)
 
 
@@ -143,10 +125,12 @@ def _write_zip(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
     names = [_zip_name(entry) for entry in entries]  # refused before anything is written
-    smalls = _small_files(store, entries)
-    with zipfile.ZipFile(
-        out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
-    ) as archive:
+    with (
+        closing(small_files(store, entries)) as smalls,
+        zipfile.ZipFile(
+            out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
+        ) as archive,
+    ):
         for entry, name in zip(entries, names, strict=True):
             if entry.type == "dir":
                 info = zipfile.ZipInfo(name + "/", _ZIP_DATE)
@@ -163,7 +147,7 @@ def _write_zip(
                 archive.writestr(info, entry.target.encode("utf-8", "surrogateescape"))
                 continue
             info.external_attr = (stat.S_IFREG | (0o755 if entry.executable else 0o644)) << 16
-            if entry.size <= SMALL_FILE:
+            if is_small(entry):
                 archive.writestr(info, next(smalls))
                 continue
             with (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,12 +23,11 @@ from casstore.errors import ArchiveError, DestinationError
 from casstore.format import tree
 from casstore.format.tree import Entry
 from casstore.trees.archive_out import FORMATS, write_archive_file
+from casstore.trees.readahead import is_small, small_files
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
-#: Files up to this size are read whole (verified) and written in one call.
-SMALL_FILE = 4 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -112,22 +112,21 @@ def _write_entries(store: ObjectReader, entries: list[Entry], root: str) -> None
     for folder in sorted(folders):  # parents first; all are new, none is a link
         if folder:
             os.mkdir(os.path.join(root, folder))
-    for entry in entries:
-        if entry.type == "file":
-            _write_file(store, entry, os.path.join(root, entry.path))
+    # Closed here, not left to the garbage collector: closing joins the reader threads.
+    with closing(small_files(store, entries)) as smalls:
+        for entry in entries:
+            if entry.type == "file":
+                mode = 0o777 if entry.executable else 0o666
+                fd = os.open(os.path.join(root, entry.path), _CREATE, mode)
+                with open(fd, "wb", closefd=True) as f:
+                    if is_small(entry):
+                        f.write(next(smalls))
+                    else:
+                        with store.open(entry.digest) as reader:
+                            reader.copy_to(f)
     for entry in entries:  # links last: nothing is ever written through one
         if entry.type == "symlink":
             os.symlink(entry.target, os.path.join(root, entry.path))
-
-
-def _write_file(store: ObjectReader, entry: Entry, path: str) -> None:
-    fd = os.open(path, _CREATE, 0o777 if entry.executable else 0o666)
-    with open(fd, "wb", closefd=True) as f:
-        if entry.size <= SMALL_FILE:
-            f.write(store.get_bytes(entry.digest))
-        else:
-            with store.open(entry.digest) as reader:
-                reader.copy_to(f)
 
 
 def _swap(staging: Path, dest: Path) -> None:
