@@ -118,6 +118,7 @@ def test_tags(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["get", "0123456789abcdef"], 3, "no object matches"),
         (["get", hash_bytes(b"nope")], 3, "not found"),
         (["cat", "no-such-tag"], 3, "no ref named no-such-tag"),
+        (["manifest", "show", "run.json"], 3, "run.json: no such file, and no ref named run.json"),
         (["put", "missing-file"], 1, "missing-file"),
         (["frobnicate"], 2, "unknown command 'frobnicate'"),
         (["pt", "x"], 2, "did you mean 'put'?"),

@@ -108,14 +108,19 @@ def suites(tmp_path_factory: pytest.TempPathFactory) -> Suites:
     return Suites(store, digests["A"], digests["B"], graded)
 
 
-def test_suite_records_its_entries_and_means(suites: Suites) -> None:
+def test_suite_records_its_entries_and_means(
+    suites: Suites, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = decode_as(SuiteRecord, suites.store.get_bytes(suites.a))
     assert suites.store.resolve("suites/suite-A") == suites.a
     assert len(suite.entries) == 20 and suite.overall.count == 20
     law = [s for t, (_, s) in suites.graded["A"].items() if DOMAINS[int(t[2:])] == "Law"]
     assert suite.by_label["domain"]["Law"].mean == math.fsum(law) / len(law)
     assert suite.by_label["domain"]["Law"].count == 8
+    capsys.readouterr()
     assert run(["--store", suites.store.url, "verify", suites.a]) == 0
+    last = capsys.readouterr().out.splitlines()[-1].split()
+    assert last == ["aggregates:", "ok,", "recomputed", "from", "20", "gradings"]
 
 
 def test_suite_diff_ranks_the_pairs_that_make_the_difference(

@@ -100,10 +100,10 @@ def _print_verify_report(report: Any) -> None:
                 print(f"  {'':{width + 1}}   ... and {count - 5} more (--json lists all)")
         if not role.corrupt and not role.missing:
             noun = "object" if role.objects == 1 else "objects"
-            print(
-                f"  {role.role + ':':{width + 1}} ok, {role.objects} {noun}, "
-                f"{human_bytes(role.size)}"
-            )
+            what = f"{role.objects} {noun}, {human_bytes(role.size)}"
+            if role.role == "aggregates":  # numbers recomputed (_verify_one), not bytes read
+                what = f"recomputed from {role.objects} gradings"
+            print(f"  {role.role + ':':{width + 1}} ok, {what}")
 
 
 def _verify_local(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from casstore.errors import ManifestError
+from casstore.errors import ManifestError, ObjectNotFound
 from casstore.format.digest import hash_bytes
 from casstore.format.manifest import Record, decode
 from casstore.format.tree import DEFAULT_LIMITS
@@ -26,7 +26,12 @@ def read_record_bytes(spec: str, store: Callable[[], Store] | Store | None) -> t
     if store is None:
         raise ManifestError(f"{spec}: no such file, and no store to look it up in")
     opened = store() if callable(store) else store
-    digest = opened.resolve(spec)
+    try:
+        digest = opened.resolve(spec)
+    except ObjectNotFound as exc:
+        if spec.endswith(".json") or spec.startswith((".", os.sep)):  # meant as a file
+            raise ObjectNotFound(spec, f"{spec}: no such file, and {exc}") from None
+        raise
     return digest, opened.get_record(digest)
 
 
