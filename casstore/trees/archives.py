@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
@@ -148,6 +149,9 @@ class Prefixed(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._rest, "readinto", None)
+        if readinto is not None:  # a file: straight into the buffer, one copy fewer
+            return int(readinto(buffer) or 0)
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -201,12 +205,28 @@ def _looks_like_tar(head: bytes) -> bool:
 @contextmanager
 def corrupt_as_archive_error(what: str) -> Iterator[None]:
     """Decompressor and container errors, while reading ``what``, as one ArchiveError."""
+    try:
+        yield
+    except CasError:
+        raise  # the store's own failures (a full disk) are not the archive's
+    except _corrupt_errors() as exc:
+        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
+
+
+@cache  # entered once per member: the imports and the tuple once per process
+def _corrupt_errors() -> tuple[type[Exception], ...]:
     import lzma
     import zlib
 
     import zstandard
 
-    corrupt: tuple[type[Exception], ...] = (
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        isal: tuple[type[Exception], ...] = ()
+    else:
+        isal = (cast(type[Exception], isal_zlib.error),)
+    return (
         tarfile.TarError,
         lzma.LZMAError,
         zipfile.BadZipFile,
@@ -214,22 +234,8 @@ def corrupt_as_archive_error(what: str) -> Iterator[None]:
         zstandard.ZstdError,
         EOFError,
         OSError,
-        *_isal_errors(),
+        *isal,
     )
-    try:
-        yield
-    except CasError:
-        raise  # the store's own failures (a full disk) are not the archive's
-    except corrupt as exc:
-        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
-
-
-def _isal_errors() -> tuple[type[Exception], ...]:
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return ()
-    return (cast(type[Exception], isal_zlib.error),)
 
 
 def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:

@@ -61,7 +61,7 @@ def _text(field: bytes) -> str:
 
 def _checksum_ok(header: bytes, what: str) -> bool:
     stored = _number(header[148:156], what)
-    unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    unsigned = sum(header) - sum(header[148:156]) + 8 * 32  # its own field counts as spaces
     if stored == unsigned:
         return True
     # Some old writers summed signed bytes (counted only then: it costs a pass).
