@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+import zstandard
 
 from casstore.errors import ChunkMissing, IntegrityError, ObjectNotFound
 from casstore.format.digest import hash_bytes
@@ -105,6 +106,29 @@ def test_a_reader_is_a_readable_raw_stream() -> None:
     assert reader.readable()
     assert io.BufferedReader(reader, 100).read() == CONTENT
     assert reader.verified
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_a_zstd_payload_of_several_frames_reads_whole(way: str) -> None:
+    """docs/FORMAT.md section 3: one or more frames, as another writer may make them."""
+    frames = b"".join(
+        zstandard.ZstdCompressor(write_content_size=False).compress(CONTENT[i : i + 1000])
+        for i in range(0, len(CONTENT), 1000)
+    )
+    reader = VerifyingReader(io.BytesIO(pack_header(ZSTD, len(CONTENT)) + frames), D)
+    assert WAYS[way](reader) == CONTENT and reader.verified
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"XXXX" + bytes(12), f"{D}: stored object has a bad header"),
+        (pack_header(2, 10) + bytes(39), f"{D}: a malformed piece list"),
+    ],
+)
+def test_a_damaged_header_or_piece_list_names_the_object(data: bytes, message: str) -> None:
+    with pytest.raises(IntegrityError, match=f"^{re.escape(message)}$"):
+        VerifyingReader(io.BytesIO(data), D, lambda digest: io.BytesIO())  # type: ignore[arg-type,return-value]
 
 
 def test_a_read_returns_as_many_bytes_as_asked() -> None:
