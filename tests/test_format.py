@@ -6,12 +6,13 @@ import io
 import json
 import struct
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import zstandard
 from blake3 import blake3
 
-from casstore.errors import IntegrityError
+from casstore.errors import IntegrityError, ReadOnlyStore
 from casstore.format import layout, objects
 from casstore.format import packindex as pi
 from casstore.format.digest import hash_bytes
@@ -253,6 +254,29 @@ def test_a_batch_packs_the_same_content_once(local_store: Store) -> None:
     (key,) = list(local_store.backend.list(layout.INDEX))
     rows = pi.decode_index(local_store.backend.read_bytes(key), key)
     assert [row[0] for row in rows] == [hash_bytes(b"twice")]
+
+
+def test_a_batch_uploads_a_large_object_once(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    large = payload(2 << 20, seed=7)  # too large for a pack: an object of its own
+    published: list[str] = []
+    publish = local_store.backend.publish
+
+    def recorded(local_path: Path, key: str) -> bool:
+        published.append(key)
+        return publish(local_path, key)
+
+    monkeypatch.setattr(local_store.backend, "publish", recorded)
+    with local_store.batch() as batch:
+        digest = batch.put_bytes(large)
+        assert batch.put_bytes(large) == digest  # asked on the publishing threads
+    assert published == [layout.object_key(digest)]
+    with local_store.batch() as batch:
+        assert batch.put_bytes(large) == digest
+    assert published == [layout.object_key(digest)]
+    with pytest.raises(ReadOnlyStore):  # refused before anything is read or stored
+        open_store(local_store.url, cache=False, read_only=True).batch()
 
 
 def test_a_damaged_block_names_the_object_and_its_pack(local_store: Store) -> None:

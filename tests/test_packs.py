@@ -8,6 +8,7 @@ import errno
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,102 @@ def test_a_full_disk_while_staging_is_the_stores_error_and_leaves_nothing(
     writer.close(discard=True)
     assert staged(local_store) == []
     assert list(local_store.backend.list(layout.PACKS)) == []
+
+
+class _HeldUploads:
+    """Wraps a backend's publish: pack uploads wait until released (no clock involved)."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[str] = []
+        publish = store.backend.publish
+
+        def held(local_path: Path, key: str) -> bool:
+            self.calls.append(key)
+            self.started.set()
+            assert self.release.wait(60), "the test never released the upload"
+            if fail:
+                raise BackendError("the server went away")
+            return publish(local_path, key)
+
+        monkeypatch.setattr(store.backend, "publish", held)
+
+
+def _fill_packs(writer: PackWriter, items: list[bytes]) -> None:
+    for item in items:
+        writer.add(hash_bytes(item), item)
+
+
+def test_the_next_pack_fills_while_one_uploads_and_its_index_waits_for_it(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
+    items = contents(6, 100)  # one block each
+    frame = one_shot_compressor(LEVEL).compress(items[0])
+    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", 2 * len(frame))  # two blocks a pack
+    uploads = _HeldUploads(local_store, monkeypatch)
+    backend = local_store.backend
+    writer = PackWriter(backend, IndexSet(backend), LEVEL)
+    _fill_packs(writer, items[:2])
+    writer._write_ready(wait=True)
+    _fill_packs(writer, items[2:4])  # the first pack closes and goes to the uploader
+    assert uploads.started.wait(60)
+    writer._write_ready(wait=True)  # returns although the first upload is held
+    # The second pack was written and closed meanwhile, staged beside the first.
+    assert len([name for name in staged(local_store) if name.startswith(TEMP_MARK)]) == 2
+    assert list(backend.list(layout.INDEX)) == []  # nothing points into a held pack
+    assert all(writer.holds(hash_bytes(item)) for item in items[:4])  # present to writers
+    uploads.release.set()
+    _fill_packs(writer, items[4:])
+    writer.flush()
+    writer.close(discard=False)
+    assert len(writer.published) == 3 and staged(local_store) == []
+    index = IndexSet(backend)
+    for item in items:
+        assert local_store.get_bytes(hash_bytes(item)) == item
+        assert where(index, item).pack in writer.published
+    # In order, each pack before its index.
+    expected = [[layout.pack_key(p), layout.index_key(p)] for p in writer.published]
+    assert uploads.calls == [key for pair in expected for key in pair]
+
+
+def test_a_failed_upload_is_raised_by_the_writer_and_leaves_nothing_staged(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
+    items = contents(6, 100)
+    frame = one_shot_compressor(LEVEL).compress(items[0])
+    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", 2 * len(frame))
+    uploads = _HeldUploads(local_store, monkeypatch, fail=True)
+    uploads.release.set()
+    writer = PackWriter(local_store.backend, IndexSet(local_store.backend), LEVEL)
+    with pytest.raises(BackendError, match=r"^the server went away$"):
+        _fill_packs(writer, items)
+        writer.flush()
+    writer.close(discard=True)
+    assert staged(local_store) == []
+    assert writer.published == []
+    assert list(local_store.backend.list(layout.PACKS)) == []
+    assert list(local_store.backend.list(layout.INDEX)) == []
+
+
+def test_closing_with_uploads_queued_leaves_each_pack_published_whole_or_not_at_all(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
+    items = contents(4, 100)
+    frame = one_shot_compressor(LEVEL).compress(items[0])
+    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", len(frame))  # a pack a block
+    uploads = _HeldUploads(local_store, monkeypatch)
+    backend = local_store.backend
+    writer = PackWriter(backend, IndexSet(backend), LEVEL)
+    _fill_packs(writer, items[:2])
+    writer._write_ready(wait=True)
+    assert uploads.started.wait(60)
+    uploads.release.set()  # the queued upload may or may not have started: both are fine
+    writer.close(discard=True)
+    assert staged(local_store) == []
+    published = {layout.pack_key(p) for p in writer.published}
+    assert set(backend.list(layout.PACKS)) == published
+    assert len(list(backend.list(layout.INDEX))) == len(published)

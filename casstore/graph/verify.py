@@ -4,14 +4,20 @@ re-hashes to its digest, reported by role (``final_snapshot: 3 objects missing``
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from casstore.errors import ArchiveError, IntegrityError, ManifestError, ObjectNotFound
+from casstore.errors import (
+    ArchiveError,
+    ChunkMissing,
+    IntegrityError,
+    ManifestError,
+    ObjectNotFound,
+)
 from casstore.format.manifest import GradingRecord, RunManifest, SuiteRecord, decode_as
 from casstore.format.records import GRADING_KIND, RUN_KIND, SUITE_KIND
 from casstore.graph.closure import kind_of_stored, walk
+from casstore.store.reread import reread
 from casstore.trees.checkout import load
 from casstore.trees.diff import TreeDiff, diff_entries
 
@@ -139,36 +145,18 @@ def verify_closure(
     if on_plan is not None:
         on_plan(len(unique))
 
-    def check(digest: str) -> tuple[str, int, str | None]:
-        try:
-            return OK, store.verify(digest).size, None
-        except ObjectNotFound:
-            return MISSING, 0, None
-        except IntegrityError as exc:
-            return CORRUPT, 0, str(exc)
-        finally:
-            if on_object is not None:
-                on_object()
-
-    def check_group(group: list[str]) -> list[tuple[str, int, str | None]]:
-        return [check(digest) for digest in group]
-
-    # Packed objects are checked a block at a time, on one thread: the block is then
-    # read once, not once per thread that wants one of its objects.
-    groups = store.packs.by_block(unique)
-    results: dict[str, tuple[str, int, str | None]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for group, outcome in zip(groups, pool.map(check_group, groups), strict=True):
-            results.update(zip(group, outcome, strict=True))
+    found = reread(store, unique, jobs=jobs, on_object=on_object)
     for entry in report.roles:
         for digest in members[entry.role]:
-            status, size, problem = results[digest]
+            checked = found[digest]
             entry.objects += 1
-            entry.size += size
-            if status == MISSING:
+            entry.size += checked.size
+            if checked.missing:
                 entry.missing.append(digest)
-            elif status == CORRUPT:
-                entry.corrupt[digest] = problem or "corrupt"
+            elif checked.missing_chunk is not None:
+                entry.corrupt[digest] = str(ChunkMissing(digest, checked.missing_chunk))
+            elif checked.problem is not None:
+                entry.corrupt[digest] = checked.problem
     return report
 
 

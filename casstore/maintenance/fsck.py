@@ -7,14 +7,14 @@ import math
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from casstore.errors import ChunkMissing, IntegrityError, ObjectNotFound
+from casstore.errors import ObjectNotFound
 from casstore.format import layout
-from casstore.format.records import HEAD_BYTES, MAX_RECORD_BYTES, record_kind, references
+from casstore.format.records import references
 from casstore.store.repack import read_pack, rewrite_packs
+from casstore.store.reread import reread
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -44,32 +44,14 @@ class FsckResult:
         return dict(self.__dict__)
 
 
-def _check(store: Store, digest: str) -> tuple[int, str | None, Any]:
-    """(size, problem or None, decoded record or None) of one object, read in full.
-
-    A chunked object whose chunk is missing is no problem of its own: its record is
-    ``{"chunks": [missing chunk]}``, reported with the missing references."""
+def _decoded(data: bytes) -> Any:
+    """A record's references are checked; content that only looks like one has none."""
     import msgspec
 
     try:
-        with store.open_stored(digest) as reader:  # never the cache
-            head = reader.read(HEAD_BYTES)
-            if record_kind(head) is not None and reader.size <= MAX_RECORD_BYTES:
-                data = head + reader.read()
-                try:
-                    return reader.size, None, msgspec.json.decode(data)
-                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                    return reader.size, None, None
-            buffer = bytearray(1 << 20)
-            while reader.readinto(buffer):
-                pass
-            return reader.size, None, None
-    except ChunkMissing as exc:
-        return 0, None, {"chunks": [exc.chunk]}
-    except IntegrityError as exc:
-        return 0, str(exc), None
-    except ObjectNotFound:
-        return 0, None, None  # removed (by gc) since the listing
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def fsck(
@@ -85,7 +67,13 @@ def fsck(
     """Check the store; see the module's docstring."""
     result = FsckResult()
     store.packs.refresh()
-    everything = sorted(store.loose_digests() | store.packs.digests())
+    # Stored sizes too: chunk lists, small, are read first (see reread).
+    loose = {
+        digest: info.size
+        for info in store.backend.list_detailed(layout.OBJECTS)
+        if (digest := layout.digest_of_key(info.key)) is not None
+    }
+    everything = sorted(loose.keys() | store.packs.digests())
     result.total = len(everything)
     chosen = everything
     if sample_percent < 100:
@@ -94,31 +82,25 @@ def fsck(
     if on_plan is not None:
         on_plan(len(chosen))
 
-    def one(digest: str) -> tuple[int, str | None, Any]:
-        try:
-            return _check(store, digest)
-        finally:
-            if on_object is not None:
-                on_object()
-
-    def group_of(digests: list[str]) -> list[tuple[int, str | None, Any]]:
-        return [one(digest) for digest in digests]
-
-    groups = store.packs.by_block(chosen)
     records: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for group, outcomes in zip(groups, pool.map(group_of, groups), strict=True):
-            for digest, (size, problem, record) in zip(group, outcomes, strict=True):
-                result.checked += 1
-                result.checked_bytes += size
-                if problem is not None:
-                    result.corrupt[digest] = problem
-                elif record is not None:
-                    records[digest] = record
+    found = reread(store, chosen, jobs=jobs, sizes=loose, on_object=on_object)
+    for digest in chosen:
+        checked = found[digest]
+        result.checked += 1
+        result.checked_bytes += checked.size
+        if checked.problem is not None:
+            result.corrupt[digest] = checked.problem
+        elif checked.missing_chunk is not None:
+            # No problem of its own: a reference to a missing object, reported as such.
+            records[digest] = {"chunks": [checked.missing_chunk]}
+        elif checked.record is not None and (record := _decoded(checked.record)) is not None:
+            records[digest] = record
     if quarantine and result.corrupt:
         _quarantine(store, sorted(result.corrupt), result)
     refs = {digest: list(dict.fromkeys(references(record))) for digest, record in records.items()}
-    absent = set(store.missing({r for rs in refs.values() for r in rs}))
+    # Listed loose objects not found corrupt are there (a request each saved).
+    listed = loose.keys() - result.corrupt.keys()
+    absent = set(store.missing({r for rs in refs.values() for r in rs} - listed))
     for digest, referenced in refs.items():
         missing = [r for r in referenced if r in absent]
         if missing:

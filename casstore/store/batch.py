@@ -23,7 +23,7 @@ CHUNKED_MIN = 8 << 20
 #: FastCDC's target chunk size (the minimum is a quarter, the maximum four times).
 CDC_AVERAGE = 1 << 20
 #: Loose objects (too large for a pack) being compressed and published at once.
-LOOSE_IN_FLIGHT = 4
+LOOSE_IN_FLIGHT = 8
 
 
 class Batch:
@@ -44,6 +44,8 @@ class Batch:
         self._loose: ThreadPoolExecutor | None = None
         self._loose_slots = threading.BoundedSemaphore(LOOSE_IN_FLIGHT)
         self._loose_done: list[Future[None]] = []
+        #: Large objects this batch has stored or is storing: each goes up once.
+        self._loose_seen: set[str] = set()
         self._loose_published = 0
 
     def _present(self, digest: str, *, small: bool = True) -> bool:
@@ -58,15 +60,17 @@ class Batch:
         """Store ``data``; returns its digest. Everything is published by :meth:`flush`."""
         digest = hash_bytes(data)
         if len(data) > MAX_PACKED_SIZE:
-            if known_absent or not self.store.stored(digest):
-                self.store.require_writable()
-                self._publish_loose(digest, data)
+            if digest not in self._loose_seen:
+                self._loose_seen.add(digest)
+                self._publish_loose(digest, data, check=not known_absent)
             return digest
         if known_absent or not self._present(digest):
             self._writer.add(digest, data)
         return digest
 
-    def _publish_loose(self, digest: str, data: bytes) -> None:
+    def _publish_loose(self, digest: str, data: bytes, *, check: bool) -> None:
+        """Store a large object on another thread; with ``check``, unless stored already
+        (asked there too: on S3 that is a request, and several run at once)."""
         if self._loose is None:
             self._loose = ThreadPoolExecutor(LOOSE_IN_FLIGHT, thread_name_prefix="casstore-put")
         self._loose_slots.acquire()
@@ -74,6 +78,8 @@ class Batch:
 
         def publish() -> None:
             try:
+                if check and store.stored(digest):
+                    return
                 publish_bytes(store.backend, digest, data, store.compression_level)
                 self._loose_published += 1
             finally:

@@ -348,13 +348,3 @@ class IndexSet:
             except ObjectNotFound:
                 continue
         return found
-
-    def by_block(self, digests: list[str]) -> list[list[str]]:
-        """``digests`` grouped so that packed objects sharing a block are together (each
-        loose one alone): one reader per group decodes each block once."""
-        groups: dict[object, list[str]] = {}
-        for digest in digests:
-            where = self.get(digest)
-            key = (where.pack, where.block_offset) if where is not None else digest
-            groups.setdefault(key, []).append(digest)
-        return list(groups.values())

@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
@@ -42,6 +43,12 @@ from casstore.store.staging import staging_error
 
 #: A pack is closed once it holds this many compressed bytes.
 TARGET_PACK_SIZE = 64 << 20
+#: Neighbouring blocks are read in one request of up to this many bytes ...
+SPAN_BYTES = 8 << 20
+#: ... reading over gaps (blocks not wanted) of up to this many.
+SPAN_GAP = 256 << 10
+#: Packs closed and waiting for (or in) their upload; the writer waits beyond this.
+UPLOADS_IN_FLIGHT = 2
 
 
 class BlockReader:
@@ -68,35 +75,76 @@ class BlockReader:
         return block[where.offset : where.offset + where.length]
 
     def _read_block(self, digest: str, where: Location) -> bytes:
-        import zstandard
-
         end = where.block_offset + where.block_length
         # A missing pack raises ObjectNotFound: gc may have rewritten it since the
         # indexes were read, and the caller looks again.
         frame = self._backend.read_range(where.key, where.block_offset, end)
-        if len(frame) != where.block_length:
-            raise IntegrityError(f"{digest}: its pack {where.pack} is truncated")
-        # A block holds at most BLOCK_SIZE plus one object: more is not ours. The size a
-        # frame declares is checked first: decompress() allocates it whatever
-        # max_output_size says (which bounds only frames that declare none).
-        limit = BLOCK_SIZE + MAX_PACKED_SIZE
         try:
-            declared = zstandard.frame_content_size(frame)
-            if declared > limit:
-                raise IntegrityError(
-                    f"{digest}: a block in pack {where.pack} claims {declared} bytes "
-                    f"(a block holds at most {limit})"
-                )
-            return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=limit))
-        except zstandard.ZstdError as exc:
+            if len(frame) != where.block_length:
+                raise IntegrityError(f"its pack {where.pack} is truncated")
+            return decode_block(frame, where.pack)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{digest}: {exc}") from None
+
+
+def decode_block(frame: bytes | memoryview, pack: str) -> bytes:
+    """A block's content; IntegrityError (naming the pack, not an object) when the
+    frame is not a block casstore could have written."""
+    import zstandard
+
+    # A block holds at most BLOCK_SIZE plus one object: more is not ours. The size a
+    # frame declares is checked first: decompress() allocates it whatever
+    # max_output_size says (which bounds only frames that declare none).
+    limit = BLOCK_SIZE + MAX_PACKED_SIZE
+    try:
+        declared = zstandard.frame_content_size(frame)
+        if declared > limit:
             raise IntegrityError(
-                f"{digest}: a corrupt block in pack {where.pack} ({exc})"
-            ) from None
+                f"a block in pack {pack} claims {declared} bytes (a block holds at most {limit})"
+            )
+        return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=limit))
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"a corrupt block in pack {pack} ({exc})") from None
+
+
+def block_spans(blocks: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Blocks ``(offset, length)`` of one pack, sorted by offset, grouped into spans
+    that one request each fetches: neighbours, up to ``SPAN_BYTES`` a span (restic
+    reads whole packs; a request per block costs more than its bytes on S3)."""
+    spans: list[list[tuple[int, int]]] = []
+    for offset, length in blocks:
+        if spans:
+            first, (last, last_length) = spans[-1][0][0], spans[-1][-1]
+            near = offset - (last + last_length) <= SPAN_GAP
+            if near and offset + length - first <= SPAN_BYTES:
+                spans[-1].append((offset, length))
+                continue
+        spans.append([(offset, length)])
+    return spans
+
+
+def read_span(
+    backend: Backend, pack: str, span: list[tuple[int, int]]
+) -> Iterator[tuple[int, bytes | IntegrityError]]:
+    """Each block of a span (see :func:`block_spans`) as (offset, content or why it
+    cannot be read), decoded one at a time; fetched in one request. ObjectNotFound
+    when the pack is gone (gc may have rewritten it)."""
+    start, (last, last_length) = span[0][0], span[-1]
+    data = memoryview(backend.read_range(layout.pack_key(pack), start, last + last_length))
+    for offset, length in span:
+        frame = data[offset - start : offset - start + length]
+        try:
+            if len(frame) != length:
+                raise IntegrityError(f"its pack {pack} is truncated")
+            yield offset, decode_block(frame, pack)
+        except IntegrityError as exc:
+            yield offset, exc
 
 
 class PackWriter:
     """Gathers small objects into blocks, compresses blocks on every core, writes
-    them in order to a pack, and publishes the pack, then its index."""
+    them in order to a pack, and publishes the pack, then its index, on another
+    thread while the next pack fills (on S3 an upload takes as long as filling)."""
 
     def __init__(self, backend: Backend, index: IndexSet, level: int) -> None:
         self._backend = backend
@@ -113,21 +161,31 @@ class PackWriter:
         self._file: IO[bytes] | None = None
         self._hasher = blake3()
         self._rows: list[Row] = []
+        # Published packs are uploaded one at a time, the next one filling meanwhile;
+        # bounded, so staged packs never pile up on disk faster than they go.
+        self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casstore-upload")
+        self._upload_slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        self._uploads: list[tuple[Future[None], IO[bytes]]] = []
+        # Guards what uploads change: an upload never waits for the writer's lock.
+        self._done_lock = threading.Lock()
         self._pending: set[str] = set()
         #: Every pack this writer published (one may have existed already: same bytes).
         self.published: list[str] = []
 
     def holds(self, digest: str) -> bool:
-        return digest in self._pending
+        """Added and not yet published: present for a writer, not yet readable."""
+        with self._done_lock:
+            return digest in self._pending
 
     def add(self, digest: str, content: bytes) -> None:
         with self._lock:
             self._add(digest, content)
 
     def _add(self, digest: str, content: bytes) -> None:
-        if digest in self._pending:
-            return
-        self._pending.add(digest)
+        with self._done_lock:
+            if digest in self._pending:
+                return
+            self._pending.add(digest)
         self._block_rows.append((digest, len(self._block), len(content)))
         self._block += content
         if len(self._block) >= BLOCK_SIZE:
@@ -173,31 +231,63 @@ class PackWriter:
             self._seal()
             self._write_ready(wait=True)
             self._publish()
+            self._reap(wait=True)
 
     def _publish(self) -> None:
+        """Hand the pack being written to the uploader; raise an earlier upload's error."""
+        self._reap(wait=False)
         if self._file is None:
             return
         file, rows, hasher = self._file, self._rows, self._hasher
         self._file, self._rows, self._hasher = None, [], blake3()
+        self._upload_slots.acquire()
         try:
-            file.flush()
-            os.fsync(file.fileno())
+            future = self._uploader.submit(self._upload, file, rows, PREFIX + hasher.hexdigest())
+        except BaseException:
+            self._upload_slots.release()
             file.close()
-        except OSError as exc:
             Path(file.name).unlink(missing_ok=True)
-            raise staging_error(exc) from exc
-        pack = PREFIX + hasher.hexdigest()
-        self._backend.publish(Path(file.name), layout.pack_key(pack))
-        # Only now may anything point into the pack.
-        self._backend.create_many([(layout.index_key(pack), encode_index(rows))])
-        self._index.add(pack, rows)
-        self._pending.difference_update(digest for digest, *_ in rows)
-        self.published.append(pack)
+            raise
+        self._uploads.append((future, file))
+
+    def _upload(self, file: IO[bytes], rows: list[Row], pack: str) -> None:
+        try:
+            try:
+                file.flush()
+                os.fsync(file.fileno())
+                file.close()
+            except OSError as exc:
+                file.close()
+                raise staging_error(exc) from exc
+            self._backend.publish(Path(file.name), layout.pack_key(pack))
+            # Only now may anything point into the pack.
+            self._backend.create_many([(layout.index_key(pack), encode_index(rows))])
+            self._index.add(pack, rows)
+            with self._done_lock:
+                self._pending.difference_update(digest for digest, *_ in rows)
+                self.published.append(pack)
+        except BaseException:
+            Path(file.name).unlink(missing_ok=True)  # publish owns it, unless it failed early
+            raise
+        finally:
+            self._upload_slots.release()
+
+    def _reap(self, *, wait: bool) -> None:
+        """Forget finished uploads, raising the first failure (``wait``: all of them)."""
+        while self._uploads and (wait or self._uploads[0][0].done()):
+            future, _ = self._uploads.pop(0)
+            future.result()
 
     def close(self, *, discard: bool) -> None:
-        for future, _rows in self._sealed:
-            future.cancel()
+        for sealed, _rows in self._sealed:
+            sealed.cancel()
         self._pool.shutdown(wait=True)
+        for upload, file in self._uploads:
+            if upload.cancel():  # never started: its staged pack is ours to remove
+                file.close()
+                Path(file.name).unlink(missing_ok=True)
+                self._upload_slots.release()
+        self._uploader.shutdown(wait=True)
         if discard and self._file is not None:
             self._file.close()
             Path(self._file.name).unlink(missing_ok=True)

@@ -1,0 +1,165 @@
+"""Re-reading many objects (fsck, verify): packed objects a span of blocks per request,
+each block decoded once; loose ones one by one, chunks read once."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from casstore.errors import IntegrityError, ObjectNotFound
+from casstore.format import layout
+from casstore.format.digest import hash_bytes
+from casstore.format.objects import one_shot_compressor
+from casstore.format.packindex import MAX_PACKED_SIZE
+from casstore.store import packs, reread
+from casstore.store.objects import Store
+from casstore.store.packs import SPAN_BYTES, SPAN_GAP, block_spans, read_span
+from casstore.store.reread import Checked
+
+
+def test_neighbouring_blocks_make_one_span_up_to_its_size() -> None:
+    blocks = [(0, 100), (100, 50), (150, 10)]
+    assert block_spans(blocks) == [blocks]
+    # A gap up to SPAN_GAP is read over; a larger one starts a new span.
+    assert block_spans([(0, 10), (10 + SPAN_GAP, 5)]) == [[(0, 10), (10 + SPAN_GAP, 5)]]
+    assert block_spans([(0, 10), (11 + SPAN_GAP, 5)]) == [[(0, 10)], [(11 + SPAN_GAP, 5)]]
+    # A span ends where the next block would take it past SPAN_BYTES.
+    half = SPAN_BYTES // 2
+    assert block_spans([(0, half), (half, half), (2 * half, 1)]) == [
+        [(0, half), (half, half)],
+        [(2 * half, 1)],
+    ]
+    # A block larger than a span is a span of its own.
+    assert block_spans([(0, SPAN_BYTES + 1), (SPAN_BYTES + 1, 1)]) == [
+        [(0, SPAN_BYTES + 1)],
+        [(SPAN_BYTES + 1, 1)],
+    ]
+    assert block_spans([]) == []
+
+
+def _pack(store: Store, frames: list[bytes]) -> tuple[str, list[tuple[int, int]]]:
+    data = b"".join(frames)
+    pack = hash_bytes(data)
+    store.backend.create_many([(layout.pack_key(pack), data)])
+    offsets, at = [], 0
+    for frame in frames:
+        offsets.append((at, len(frame)))
+        at += len(frame)
+    return pack, offsets
+
+
+def test_a_span_decodes_each_block_or_says_why_it_cannot(local_store: Store) -> None:
+    good = [one_shot_compressor(3).compress(bytes([i]) * 300) for i in range(3)]
+    damaged = b"\xff" + good[1][1:]  # no longer a zstd frame
+    pack, blocks = _pack(local_store, [good[0], damaged, good[2]])
+    found = list(read_span(local_store.backend, pack, blocks))
+    assert [offset for offset, _ in found] == [offset for offset, _ in blocks]
+    assert found[0][1] == bytes([0]) * 300 and found[2][1] == bytes([2]) * 300
+    assert isinstance(found[1][1], IntegrityError)
+    assert str(found[1][1]).startswith(f"a corrupt block in pack {pack} (")
+    # A span longer than the pack: the blocks past its end are truncated, not misread.
+    cut = [*blocks, (blocks[-1][0] + blocks[-1][1], 40)]
+    *_, (_, last) = read_span(local_store.backend, pack, cut)
+    assert isinstance(last, IntegrityError)
+    assert str(last) == f"its pack {pack} is truncated"
+    local_store.backend.delete(layout.pack_key(pack))
+    with pytest.raises(ObjectNotFound):
+        next(read_span(local_store.backend, pack, blocks))
+
+
+def _counting(store: Store, monkeypatch: pytest.MonkeyPatch, method: str) -> Counter[str]:
+    """Calls of one of the backend's read methods, by key."""
+    calls: Counter[str] = Counter()
+    original = getattr(store.backend, method)
+
+    def counted(key: str, *args: Any) -> Any:
+        calls[key] += 1
+        return original(key, *args)
+
+    monkeypatch.setattr(store.backend, method, counted)
+    return calls
+
+
+def test_packed_objects_are_read_a_span_at_a_time(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    rng = random.Random(3)
+    contents = [rng.randbytes(400) for _ in range(60)]  # about 24 blocks, one pack
+    digests = local_store.put_many(contents)
+    assert len({local_store.packs.get(d).block_offset for d in digests}) == 20  # type: ignore[union-attr]
+    reads = _counting(local_store, monkeypatch, "read_range")
+    found = reread.reread(local_store, digests)
+    assert found == {d: Checked(400) for d in digests}
+    assert list(reads.values()) == [1]  # one request for the whole pack, not one a block
+
+
+def test_a_damaged_block_is_reported_for_its_objects_only(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    rng = random.Random(4)
+    digests = local_store.put_many([rng.randbytes(1000) for _ in range(6)])  # a block each
+    victim = local_store.packs.get(digests[2])
+    assert victim is not None
+    stored = bytearray(local_store.backend.read_bytes(victim.key))
+    stored[victim.block_offset] ^= 0xFF
+    local_store.backend.write_bytes(victim.key, bytes(stored))
+    found = reread.reread(local_store, digests)
+    problem = found[digests[2]].problem or ""
+    assert re.match(rf"^{digests[2]}: a corrupt block in pack {victim.pack} \(", problem)
+    assert all(found[d] == Checked(1000) for d in digests if d != digests[2])
+
+
+def test_a_pack_gone_since_the_listing_is_looked_for_again(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests = local_store.put_many([b"one", b"two"])
+
+    def rewritten(*args: object) -> Any:
+        raise ObjectNotFound("packs/...")
+
+    monkeypatch.setattr(reread, "read_span", rewritten)
+    assert reread.reread(local_store, digests) == {
+        digests[0]: Checked(3),
+        digests[1]: Checked(3),
+    }
+    gone = hash_bytes(b"never stored")
+    assert reread.reread(local_store, [gone]) == {gone: Checked(missing=True)}
+
+
+def test_chunks_verified_inside_their_chunked_object_are_not_read_again(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random.Random(5).randbytes(12 << 20)
+    with local_store.batch() as batch:
+        whole = batch.put_stream(io.BytesIO(data), size=len(data))
+    chunks = local_store.chunk_list(whole) or []
+    loose = [d for d, size in chunks if size > MAX_PACKED_SIZE]
+    assert loose, "the test needs chunks stored on their own"
+    listed = {
+        digest: info.size
+        for info in local_store.backend.list_detailed(layout.OBJECTS)
+        if (digest := layout.digest_of_key(info.key)) is not None
+    }
+    assert listed.keys() == {whole, *loose}
+    reads = _counting(local_store, monkeypatch, "open_read")
+    # One thread, smallest first: the chunk list, then the chunks it verified already.
+    found = reread.reread(local_store, list(listed), jobs=1, sizes=listed)
+    assert found[whole] == Checked(len(data))
+    assert all(found[d] == Checked(size) for d, size in chunks if d in loose)
+    assert all(reads[layout.object_key(d)] == 1 for d in loose)
+
+
+def test_records_are_returned_for_their_references(local_store: Store) -> None:
+    record = b'{"casstore":"tree/1","entries":[]}'
+    big = random.Random(6).randbytes(2 << 20)
+    digests = [local_store.put_bytes(record).digest, local_store.put_bytes(big).digest]
+    found = reread.reread(local_store, digests)
+    assert found[digests[0]] == Checked(len(record), record=record)
+    assert found[digests[1]] == Checked(len(big))
