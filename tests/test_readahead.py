@@ -5,7 +5,6 @@ leaves nothing reading and only a bounded number of files read."""
 from __future__ import annotations
 
 import threading
-from contextlib import closing
 
 import pytest
 
@@ -47,7 +46,7 @@ def test_every_small_file_in_tree_order_across_batches(monkeypatch: pytest.Monke
     entries = entries_of(contents)
     entries.insert(100, Entry("large", "file", len(large), hash_bytes(large)))
     store = FakeStore([*contents, large])
-    with closing(small_files(store, entries)) as smalls:  # type: ignore[arg-type]
+    with small_files(store, entries) as smalls:  # type: ignore[arg-type]
         assert list(smalls) == contents
     assert store.reads == len(contents)  # the large file is the writer's to stream
 
@@ -56,8 +55,10 @@ def test_a_damaged_file_reaches_the_writer() -> None:
     contents = [str(i).encode() for i in range(300)]
     store = FakeStore(contents, bad=hash_bytes(contents[150]))
     got: list[bytes] = []
-    smalls = small_files(store, entries_of(contents))  # type: ignore[arg-type]
-    with closing(smalls), pytest.raises(IntegrityError, match="damaged"):
+    with (
+        small_files(store, entries_of(contents)) as smalls,  # type: ignore[arg-type]
+        pytest.raises(IntegrityError, match="damaged"),
+    ):
         got.extend(smalls)
     assert got == contents[: len(got)] and len(got) <= 150  # in order, never past it
 
@@ -66,7 +67,7 @@ def test_a_writer_that_stops_leaves_nothing_reading() -> None:
     contents = [str(i).encode() for i in range(BATCH_FILES * (READ_AHEAD + 20))]
     store = FakeStore(contents)
     before = threading.active_count()
-    with closing(small_files(store, entries_of(contents))) as smalls:  # type: ignore[arg-type]
+    with small_files(store, entries_of(contents)) as smalls:  # type: ignore[arg-type]
         assert next(smalls) == contents[0]
-    assert threading.active_count() == before  # closing joined the reader threads
+    assert threading.active_count() == before  # leaving joined the reader threads
     assert store.reads <= BATCH_FILES * (READ_AHEAD + 2)

@@ -15,7 +15,6 @@ import re
 import stat
 import tempfile
 import zipfile
-from contextlib import closing
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
@@ -87,7 +86,7 @@ def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]
 def _write_tar(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
-    with closing(small_files(store, entries)) as smalls:
+    with small_files(store, entries) as smalls:
         for entry in entries:
             if entry.type == "dir":
                 out.write(tarwrite.header(entry.path, kind="dir", mode=0o755))
@@ -126,7 +125,7 @@ def _write_zip(
 ) -> None:
     names = [_zip_name(entry) for entry in entries]  # refused before anything is written
     with (
-        closing(small_files(store, entries)) as smalls,
+        small_files(store, entries) as smalls,
         zipfile.ZipFile(
             out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
         ) as archive,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from casstore.format.tree import Entry
@@ -49,8 +50,21 @@ def _batches(entries: list[Entry]) -> Iterator[list[str]]:
         yield batch
 
 
-def small_files(store: ObjectReader, entries: list[Entry]) -> Generator[bytes, None, None]:
-    """The verified content of each small file among ``entries``, in their order."""
+@contextmanager
+def small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[Iterator[bytes]]:
+    """The verified content of each small file among ``entries``, in their order.
+
+    A context: leaving it stops the reading and joins the reader threads, never
+    left to the garbage collector (a collection inside threading's own
+    bookkeeping can deadlock on the join)."""
+    reading = _read_ahead(store, entries)
+    try:
+        yield reading
+    finally:
+        reading.close()
+
+
+def _read_ahead(store: ObjectReader, entries: list[Entry]) -> Generator[bytes, None, None]:
 
     def read(batch: list[str]) -> list[bytes]:
         return [store.get_bytes(digest) for digest in batch]
