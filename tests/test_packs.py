@@ -226,13 +226,19 @@ def _fill_packs(writer: PackWriter, items: list[bytes]) -> None:
         writer.add(hash_bytes(item), item)
 
 
+def _small_packs(monkeypatch: pytest.MonkeyPatch, count: int, blocks_a_pack: int) -> list[bytes]:
+    """``count`` objects of a block each, packs closed every ``blocks_a_pack`` blocks."""
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
+    items = contents(count, 100)
+    frame = one_shot_compressor(LEVEL).compress(items[0])
+    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", blocks_a_pack * len(frame))
+    return items
+
+
 def test_the_next_pack_fills_while_one_uploads_and_its_index_waits_for_it(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
-    items = contents(6, 100)  # one block each
-    frame = one_shot_compressor(LEVEL).compress(items[0])
-    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", 2 * len(frame))  # two blocks a pack
+    items = _small_packs(monkeypatch, 6, blocks_a_pack=2)
     uploads = _HeldUploads(local_store, monkeypatch)
     backend = local_store.backend
     writer = PackWriter(backend, IndexSet(backend), LEVEL)
@@ -262,10 +268,7 @@ def test_the_next_pack_fills_while_one_uploads_and_its_index_waits_for_it(
 def test_a_failed_upload_is_raised_by_the_writer_and_leaves_nothing_staged(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
-    items = contents(6, 100)
-    frame = one_shot_compressor(LEVEL).compress(items[0])
-    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", 2 * len(frame))
+    items = _small_packs(monkeypatch, 6, blocks_a_pack=2)
     uploads = _HeldUploads(local_store, monkeypatch, fail=True)
     uploads.release.set()
     writer = PackWriter(local_store.backend, IndexSet(local_store.backend), LEVEL)
@@ -282,10 +285,7 @@ def test_a_failed_upload_is_raised_by_the_writer_and_leaves_nothing_staged(
 def test_closing_with_uploads_queued_leaves_each_pack_published_whole_or_not_at_all(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
-    items = contents(4, 100)
-    frame = one_shot_compressor(LEVEL).compress(items[0])
-    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", len(frame))  # a pack a block
+    items = _small_packs(monkeypatch, 4, blocks_a_pack=1)
     uploads = _HeldUploads(local_store, monkeypatch)
     backend = local_store.backend
     writer = PackWriter(backend, IndexSet(backend), LEVEL)

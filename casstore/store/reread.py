@@ -2,9 +2,11 @@
 
 Packed objects are read a span of neighbouring blocks per request, each block
 decoded once and each object re-hashed from it: a request per block cost more
-than its bytes on S3 (fsck of a 514 MB snapshot: 175 requests, 5.3 s before,
-2.5 s after). Loose objects are read one by one, chunked ones first, so that
-chunks verified inside their chunked object are not read a second time.
+than its bytes on S3 (fsck of a 514 MB snapshot on SeaweedFS: 5.3 s before,
+2.8 s after). Loose objects are read one by one, the smallest first: chunk
+lists are small, so the loose chunks they name are mostly verified through
+their chunked object before they would be read on their own, and are not read
+again.
 """
 
 from __future__ import annotations
