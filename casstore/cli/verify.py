@@ -73,7 +73,9 @@ def _verify_one(args: argparse.Namespace, store: Store, digest: str) -> Any:
 
         # Every byte may hash right and the numbers still not follow from the gradings.
         suite = decode_as(SuiteRecord, store.get_record(digest), digest)
-        check = RoleReport("aggregates", digest, objects=len(suite.entries))
+        count = len(suite.entries)
+        summary = f"recomputed from {count} gradings"  # numbers, not bytes read
+        check = RoleReport("aggregates", digest, objects=count, summary=summary)
         check.corrupt = {problem: problem for problem in suite_problems(store, suite)}
         report.roles.append(check)
     return report
@@ -100,9 +102,7 @@ def _print_verify_report(report: Any) -> None:
                 print(f"  {'':{width + 1}}   ... and {count - 5} more (--json lists all)")
         if not role.corrupt and not role.missing:
             noun = "object" if role.objects == 1 else "objects"
-            what = f"{role.objects} {noun}, {human_bytes(role.size)}"
-            if role.role == "aggregates":  # numbers recomputed (_verify_one), not bytes read
-                what = f"recomputed from {role.objects} gradings"
+            what = role.summary or f"{role.objects} {noun}, {human_bytes(role.size)}"
             print(f"  {role.role + ':':{width + 1}} ok, {what}")
 
 

@@ -38,6 +38,8 @@ class RoleReport:
     missing: list[str] = field(default_factory=list)
     #: Corrupt digest -> what is wrong with it.
     corrupt: dict[str, str] = field(default_factory=dict)
+    #: What a sound role says, where it is not objects read ("recomputed from 20 gradings").
+    summary: str | None = None
 
     @property
     def status(self) -> str:
