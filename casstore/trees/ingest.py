@@ -64,7 +64,7 @@ def build(
             if len(entries) >= limits.max_entries:
                 limits.check_entries(len(entries) + 1, str(source))
             if member.type != "file":
-                entries.append(Entry(member.path, member.type, 0, "", False, member.target))
+                entries.append(Entry(member.path, member.type, target=member.target))
                 continue
             if member.hardlink:
                 linked = files.get(member.hardlink)

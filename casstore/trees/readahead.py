@@ -65,6 +65,7 @@ def small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[Iterator[
 
 
 def _read_ahead(store: ObjectReader, entries: list[Entry]) -> Generator[bytes, None, None]:
+    """What :func:`small_files` yields; closing it cancels what is still to read."""
 
     def read(batch: list[str]) -> list[bytes]:
         return [store.get_bytes(digest) for digest in batch]
