@@ -188,10 +188,10 @@ class IndexFile:
         lo, hi = self._span(raw)
         buffer, base = self._rows(lo, hi)
         while row < hi:
-            digest, _pack, where = self._decode(buffer, base + (row - lo) * self._entry.size)
-            if digest != raw:
+            at = base + (row - lo) * self._entry.size
+            if buffer[at : at + 32] != raw:  # a row's digest leads it: no need to decode
                 break
-            found.append(where)
+            found.append(self._decode(buffer, at)[2])
             row += 1
         return found
 
@@ -246,6 +246,7 @@ class IndexSet:
         self._backend = backend
         self._lock = threading.Lock()
         self._files: dict[str, IndexFile] | None = None
+        self._ordered: list[IndexFile] | None = None  # _files, as files() returns them
         self._exists: dict[str, bool] = {}
 
     def refresh(self) -> None:
@@ -254,13 +255,20 @@ class IndexSet:
         with self._lock:
             old = self._files or {}
             self._files = {f.key: old.get(f.key) or IndexFile(self._backend, f) for f in found}
+            self._ordered = None
 
     def files(self) -> list[IndexFile]:
         """The index files, largest first: most lookups end in the first."""
-        if self._files is None:
-            self.refresh()
-        assert self._files is not None
-        return sorted(self._files.values(), key=lambda f: (-f.info.entries, f.info.key))
+        ordered = self._ordered  # sorted once per change, not once per lookup
+        if ordered is None:
+            if self._files is None:
+                self.refresh()
+            with self._lock:
+                assert self._files is not None
+                files = self._files.values()
+                ordered = sorted(files, key=lambda f: (-f.info.entries, f.info.key))
+                self._ordered = ordered
+        return ordered
 
     def listed(self) -> list[Listed]:
         return [f.info for f in self.files()]
@@ -316,6 +324,7 @@ class IndexSet:
         with self._lock:
             if self._files is not None:
                 self._files[info.key] = IndexFile(self._backend, info, data)
+                self._ordered = None
             self._exists[pack] = True
 
     def replaced(self, removed: Iterable[str], added: Listed | None) -> None:
@@ -327,6 +336,7 @@ class IndexSet:
                 self._files.pop(key, None)
             if added is not None:
                 self._files.setdefault(added.key, IndexFile(self._backend, added))
+            self._ordered = None
 
     def entries(self) -> Iterator[tuple[str, Location]]:
         """Every (digest, location) of every index file; a digest may repeat."""
