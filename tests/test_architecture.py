@@ -19,6 +19,7 @@ LAYERS = {
     "casstore.config": 1,
     "casstore.fileio": 1,
     "casstore.writebehind": 1,
+    "casstore.ahead": 1,
     "casstore.format": 2,
     "casstore.backends": 3,
     "casstore.trees": 4,

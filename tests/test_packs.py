@@ -7,8 +7,10 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,10 +117,11 @@ def test_closing_with_discard_leaves_nothing_staged(local_store: Store) -> None:
     assert list(local_store.backend.list(layout.PACKS)) == []
 
 
-def test_decoded_blocks_are_cached_four_at_a_time(
+def test_decoded_blocks_are_kept_up_to_a_budget_of_bytes(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(packs, "BLOCK_SIZE", 100)
+    monkeypatch.setattr(packs, "CACHE_BYTES", 400)  # four blocks of 100 bytes
     items = contents(5, 100)  # one block each
     _, index = written(local_store, items)
     backend = local_store.backend
@@ -141,6 +144,50 @@ def test_decoded_blocks_are_cached_four_at_a_time(
     assert len(fetched) == 5
     assert reader.read(hash_bytes(items[0]), places[0]) == items[0]  # the oldest, dropped
     assert fetched == [p.block_offset for p in places] + [places[0].block_offset]
+
+
+def _waiting(thread: threading.Thread) -> bool:
+    """``thread`` is blocked in a wait (a future's result, a condition)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "wait":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_a_block_two_threads_want_at_once_is_read_and_decoded_once(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [b"a" * 50, b"b" * 50]  # one block
+    _, index = written(local_store, items)
+    backend = local_store.backend
+    fetched: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+    read_range = backend.read_range
+
+    def held(key: str, start: int, end: int) -> bytes:
+        fetched.append(start)
+        entered.set()
+        release.wait()
+        return read_range(key, start, end)
+
+    monkeypatch.setattr(backend, "read_range", held)
+    reader = BlockReader(backend)
+    got: list[bytes] = []
+    first = threading.Thread(target=lambda: got.append(reader.read("a", where(index, items[0]))))
+    second = threading.Thread(target=lambda: got.append(reader.read("b", where(index, items[1]))))
+    first.start()
+    entered.wait()
+    second.start()
+    # Until the second reader waits for the first's block, or fetches it a second time.
+    while not _waiting(second) and len(fetched) < 2:
+        time.sleep(0.001)
+    release.set()
+    first.join()
+    second.join()
+    assert sorted(got) == items
+    assert len(fetched) == 1
 
 
 def put_frame(store: Store, frame: bytes) -> Location:

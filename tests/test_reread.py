@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import random
 import re
+import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +165,97 @@ def test_records_are_returned_for_their_references(local_store: Store) -> None:
     found = reread.reread(local_store, digests)
     assert found[digests[0]] == Checked(len(record), record=record)
     assert found[digests[1]] == Checked(len(big))
+
+
+# -- read_many: small objects whole, for a folder's checkout -----------------------
+
+
+def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 2000)  # a few spans, read ahead
+    rng = random.Random(7)
+    contents = [rng.randbytes(300) for _ in range(40)]
+    digests = local_store.put_many(contents)
+    alone = local_store.put_bytes(rng.randbytes(MAX_PACKED_SIZE + 1)).digest  # loose
+    wanted = [alone, *reversed(digests), digests[0]]  # out of order, one twice
+    decoded = Counter[int]()
+    decode_block = packs.decode_block
+
+    def counted(frame: bytes, pack: str) -> bytes:
+        decoded[len(frame)] += 1
+        return decode_block(frame, pack)
+
+    monkeypatch.setattr(packs, "decode_block", counted)
+    with local_store.read_many(wanted) as reading:
+        found = list(reading)
+    by_digest = dict(zip(digests, contents, strict=True))
+    by_digest[alone] = local_store.get_bytes(alone)
+    assert [digest for digest, _ in found] == [*digests, alone]  # as stored, the loose last
+    assert all(content == by_digest[digest] for digest, content in found)
+    blocks = {local_store.packs.get(d).block_offset for d in digests}  # type: ignore[union-attr]
+    assert sum(decoded.values()) == len(blocks)  # each block decoded once
+
+
+def test_read_many_raises_at_a_damaged_object_after_those_before_it(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a span a block
+    rng = random.Random(8)
+    digests = local_store.put_many([rng.randbytes(1000) for _ in range(6)])  # a block each
+    victim = local_store.packs.get(digests[3])
+    assert victim is not None
+    stored = bytearray(local_store.backend.read_bytes(victim.key))
+    stored[victim.block_offset] ^= 0xFF
+    local_store.backend.write_bytes(victim.key, bytes(stored))
+    got: list[str] = []
+    with (
+        pytest.raises(IntegrityError, match=f"^{digests[3]}: a corrupt block in pack"),
+        local_store.read_many(digests) as reading,
+    ):
+        for digest, _ in reading:
+            got.append(digest)
+    assert got == digests[:3]
+
+
+def test_read_many_looks_again_for_objects_of_a_pack_gone_since_the_listing(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests = local_store.put_many([b"one", b"two"])
+
+    def rewritten(*args: object) -> Any:
+        raise ObjectNotFound("packs/...")
+
+    monkeypatch.setattr(reread, "read_span", rewritten)
+    with local_store.read_many(digests) as reading:
+        assert dict(reading) == {digests[0]: b"one", digests[1]: b"two"}
+
+
+def test_read_many_stopped_early_leaves_nothing_reading(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)
+    rng = random.Random(9)
+    digests = local_store.put_many([rng.randbytes(1000) for _ in range(60)])
+    reads = _counting(local_store, monkeypatch, "read_range")
+    before = threading.active_count()
+    with local_store.read_many(digests) as reading:
+        assert next(reading)[0] == digests[0]
+    assert threading.active_count() == before
+    assert sum(reads.values()) <= reread.READ_AHEAD + 2  # bounded, not all 60
+
+
+def test_read_many_through_a_cache_fills_it(local_store: Store, tmp_path: Path) -> None:
+    from casstore.backends import open_backend
+    from casstore.store.cache import ObjectCache
+
+    digests = local_store.put_many([b"one", b"two", b"three"])
+    cached = Store(open_backend(str(tmp_path / "cache")))
+    cached.initialize()
+    local_store.cache = ObjectCache(cached, 1 << 20)
+    with local_store.read_many(digests) as reading:
+        assert dict(reading) == dict(zip(digests, [b"one", b"two", b"three"], strict=True))
+    assert cached.missing(digests) == []

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from casstore.errors import ArchiveError, IntegrityError
 from casstore.format import layout
+from casstore.format.digest import hash_bytes
 from casstore.store.objects import Store
 from casstore.testing.strategies import Snapshot, snapshots
 from casstore.trees.diff import diff_trees
@@ -60,6 +61,22 @@ def test_golden_record_and_digest(tmp_path: Path, local_store: Store) -> None:
 
     assert info.digest == "blake3:" + blake3(GOLDEN_RECORD).hexdigest()
     assert tree_digest(root).digest == info.digest
+
+
+#: The tar ``cas get`` writes of the golden tree plus a long non-ASCII path and a long
+#: link target (PAX records): one tree always gives these bytes, whatever the code.
+GOLDEN_TAR = "blake3:2afbf9d3c8751d188269d7d0350915358f817f61a97f4a29c499a95610812ce5"
+
+
+def test_golden_tar(tmp_path: Path, local_store: Store) -> None:
+    root = make_golden(tmp_path / "snap")
+    long = root / ("ü" * 60) / ("x" * 120 + ".txt")
+    long.parent.mkdir()
+    long.write_bytes(b"long name\n" * 100)
+    os.symlink("t" * 150, root / "far-link")
+    digest = local_store.put_tree(root).digest
+    local_store.get_tree(digest, tmp_path / "out.tar")
+    assert hash_bytes((tmp_path / "out.tar").read_bytes()) == GOLDEN_TAR
 
 
 def random_tree(root: Path, seed: int, files: int = 40) -> Path:
@@ -472,3 +489,33 @@ def test_non_canonical_tree_records_are_refused(
     assert done.returncode == 4, done.stderr
     assert b"Traceback" not in done.stderr
     assert not dest.exists() or list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("damaged", ["a small file", "a large file"])
+def test_a_damaged_file_leaves_no_folder_whichever_thread_writes_it(
+    damaged: str, local_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casstore.trees import readahead
+
+    monkeypatch.setattr(readahead, "SMALL_FILE", 1000)  # larger files are streamed apart
+    root = tmp_path / "snap"
+    root.mkdir()
+    rng = random.Random(11)
+    for i in range(50):
+        (root / f"small-{i}").write_bytes(rng.randbytes(500))
+    large = rng.randbytes((1 << 20) + 5000)  # stored loose (larger than any packed object)
+    (root / "large").write_bytes(large)
+    digest = local_store.put_tree(root).digest
+    victim = (
+        hash_bytes(large)
+        if damaged == "a large file"
+        else hash_bytes((root / "small-7").read_bytes())
+    )
+    where = local_store.packs.get(victim)
+    key = layout.object_key(victim) if where is None else where.key
+    stored = bytearray(local_store.backend.read_bytes(key))
+    stored[-1 if where is None else where.block_offset + 20] ^= 0xFF
+    local_store.backend.write_bytes(key, bytes(stored))
+    with pytest.raises(IntegrityError):
+        local_store.get_tree(digest, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap", "store"]

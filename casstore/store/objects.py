@@ -15,16 +15,16 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 
 from casstore.backends import Backend
 from casstore.config import Config
-from casstore.errors import CasError, IntegrityError, ObjectNotFound, ReadOnlyStore
+from casstore.errors import CasError, ObjectNotFound, ReadOnlyStore
 from casstore.fileio import atomic_write
 from casstore.format import layout, objects
 from casstore.format.digest import hash_bytes, parse_digest
 from casstore.format.objects import IO_SIZE, Progress, Readable
 from casstore.format.reader import VerifyingReader
 from casstore.format.tree import Limits
-from casstore.store import refs
+from casstore.store import refs, reread
 from casstore.store.indexes import IndexSet
-from casstore.store.packs import BlockReader
+from casstore.store.packs import BlockReader, check_packed
 from casstore.store.staging import publish_bytes, publish_stream
 from casstore.store.trash import trashed
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from casstore.store.batch import Batch
     from casstore.store.cache import ObjectCache
     from casstore.trees.ingest import TreeInfo
+    from casstore.trees.protocol import Contents
 
 
 @dataclass(frozen=True)
@@ -236,18 +237,18 @@ class Store(refs.Names):
         digest = parse_digest(digest)
         content = self._packed(digest) if self.cache is None else None
         if content is not None:  # the common case in a snapshot: no reader needed
-            if hash_bytes(content) != digest:
-                raise IntegrityError(f"{digest}: its packed copy hashes to {hash_bytes(content)}")
+            check_packed(digest, content)
             return content
         with self.open(digest) as reader:
             return reader.readall()
 
-    def copy_to(self, digest: str, dest: IO[bytes], *, progress: Progress | None = None) -> int:
-        """Write the content to ``dest``; returns the size. Raises at the end if it is wrong.
+    def read_many(self, digests: Iterable[str]) -> Contents:
+        """See :meth:`casstore.trees.protocol.ObjectReader.read_many`."""
+        return reread.read_many(self, digests)
 
-        Bytes reach ``dest`` before the end is verified: write to something
-        you discard on error (see :meth:`get_file`).
-        """
+    def copy_to(self, digest: str, dest: IO[bytes], *, progress: Progress | None = None) -> int:
+        """Write the content to ``dest``; returns the size. Raises at the end if it is
+        wrong: bytes reach ``dest`` before, so write to something you discard on error."""
         with self.open(digest) as reader:
             return reader.copy_to(dest, progress)
 
@@ -276,10 +277,9 @@ class Store(refs.Names):
                     progress(n)
         return ObjectInfo(digest, reader.size, reader.stored_size, reader.encoding)
 
-    # Visibility. An object gc moved to its trash is in the store until gc deletes it
-    # or restores it: has, stat, prefixes and every read find it. Writers alone never
-    # rely on a trashed copy (or on an index entry whose pack gc removed): they store
-    # the object again, which is what keeps gc's grace argument sound.
+    # Visibility. An object in gc's trash is in the store until gc deletes or restores
+    # it: has, stat, prefixes and every read find it. Writers never rely on a trashed
+    # copy or an index entry whose pack gc removed: they store it again (gc's grace).
 
     def has(self, digest: str) -> bool:
         """Whether the object can be read: packed, loose, or in gc's trash."""

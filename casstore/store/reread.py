@@ -1,4 +1,5 @@
-"""Re-reading many stored objects to check them (``cas fsck``, ``cas verify``).
+"""Reading many stored objects: to check them (``cas fsck``, ``cas verify``), or whole to
+write them out (a folder's files, :func:`read_many`).
 
 Packed objects are read a span of neighbouring blocks per request, each block
 decoded once and each object re-hashed from it: a request per block cost more
@@ -11,18 +12,27 @@ again.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from casstore.ahead import ahead
 from casstore.errors import ChunkMissing, IntegrityError, ObjectNotFound
-from casstore.format.digest import hash_bytes
 from casstore.format.objects import IO_SIZE
 from casstore.format.records import HEAD_BYTES, MAX_RECORD_BYTES, record_kind
-from casstore.store.packs import block_spans, read_span
+from casstore.store.packs import SPAN_BYTES, block_spans, check_packed, read_span
+
+#: Compressed bytes :func:`read_many` reads per request (a few blocks: decoded, each
+#: is about four times as large, and ``READ_AHEAD`` spans wait decoded ahead).
+READ_SPAN = 2 << 20
+READ_AHEAD = 4
+#: Objects not read from a pack are read this many per task (small objects: a few MiB).
+LOOSE_BATCH = 8
 
 if TYPE_CHECKING:
     from casstore.format.packindex import Location
@@ -113,27 +123,89 @@ class _Rereader:
 
 def _from_block(digest: str, where: Location, block: bytes) -> Checked:
     content = memoryview(block)[where.offset : where.offset + where.length]
-    actual = hash_bytes(content)
-    if actual != digest:
-        return Checked(problem=f"{digest}: content hashes to {actual}")
+    try:
+        check_packed(digest, content)
+    except IntegrityError as exc:
+        return Checked(problem=str(exc))
     head = bytes(content[:HEAD_BYTES])
     return Checked(where.length, record=bytes(content) if _is_record(head, where.length) else None)
 
 
 def _spans(
-    objects: list[tuple[str, Location]],
+    objects: list[tuple[str, Location]], limit: int = SPAN_BYTES
 ) -> Iterator[tuple[list[tuple[int, int]], list[tuple[str, Location]]]]:
     """The packed objects of one pack as spans of blocks, each with its objects."""
     objects.sort(key=lambda item: (item[1].block_offset, item[1].offset))
     blocks = sorted({(where.block_offset, where.block_length) for _, where in objects})
     pending = iter(objects)
     item = next(pending, None)
-    for span in block_spans(blocks):
+    for span in block_spans(blocks, limit):
         mine: list[tuple[str, Location]] = []
         while item is not None and item[1].block_offset <= span[-1][0]:
             mine.append(item)
             item = next(pending, None)
         yield span, mine
+
+
+def _by_pack(
+    store: Store, digests: Iterable[str]
+) -> tuple[dict[str, list[tuple[str, Location]]], list[str]]:
+    """The distinct ``digests``: packed ones by pack, with their places; the others."""
+    loose: list[str] = []
+    by_pack: dict[str, list[tuple[str, Location]]] = {}
+    for digest in dict.fromkeys(digests):
+        where = store.packs.get(digest)
+        if where is None:
+            loose.append(digest)
+        else:
+            by_pack.setdefault(where.pack, []).append((digest, where))
+    return by_pack, loose
+
+
+@contextmanager
+def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[str, bytes]]]:
+    """Each distinct object's whole content, verified, as ``(digest, content)``: packed
+    ones as they lie in their packs, read, decoded and hashed a span at a time on
+    two threads ahead of the caller; the others (and all, through a cache) after
+    them, a few at a time. Meant for small objects (each is returned whole). A
+    context: leaving it stops the reading and joins the threads.
+
+    A span, not an object, is what the threads hand over: handing over each file
+    made them trade the interpreter lock at every file, which cost as much as the
+    decoding it overlapped."""
+    by_pack, others = _by_pack(store, digests) if store.cache is None else ({}, list(digests))
+    units: list[Callable[[], list[tuple[str, bytes]]]] = [
+        partial(_contents, store, pack, span, mine)
+        for pack, objects in by_pack.items()
+        for span, mine in _spans(objects, READ_SPAN)
+    ]
+    others = list(dict.fromkeys(others))
+    for start in range(0, len(others), LOOSE_BATCH):
+        units.append(partial(_gets, store, others[start : start + LOOSE_BATCH]))
+    with ahead(units, depth=READ_AHEAD) as results:
+        yield itertools.chain.from_iterable(results)
+
+
+def _gets(store: Store, digests: list[str]) -> list[tuple[str, bytes]]:
+    return [(digest, store.get_bytes(digest)) for digest in digests]
+
+
+def _contents(
+    store: Store, pack: str, span: list[tuple[int, int]], objects: list[tuple[str, Location]]
+) -> list[tuple[str, bytes]]:
+    try:
+        blocks = dict(read_span(store.backend, pack, span))
+    except ObjectNotFound:  # rewritten by gc since the indexes were read: look again
+        return [(digest, store.get_bytes(digest)) for digest, _ in objects]
+    found: list[tuple[str, bytes]] = []
+    for digest, where in objects:
+        block = blocks[where.block_offset]
+        if isinstance(block, IntegrityError):
+            raise IntegrityError(f"{digest}: {block}")
+        content = block[where.offset : where.offset + where.length]
+        check_packed(digest, content)
+        found.append((digest, content))
+    return found
 
 
 def reread(
@@ -150,14 +222,7 @@ def reread(
     smallest first: chunk lists are small, so the chunks they name are mostly
     verified through them before anything else would read them."""
     rereader = _Rereader(store, on_object)
-    loose: list[str] = []
-    by_pack: dict[str, list[tuple[str, Location]]] = {}
-    for digest in dict.fromkeys(digests):
-        where = store.packs.get(digest)
-        if where is None:
-            loose.append(digest)
-        else:
-            by_pack.setdefault(where.pack, []).append((digest, where))
+    by_pack, loose = _by_pack(store, digests)
     if sizes is not None:
         loose.sort(key=lambda digest: sizes.get(digest, 0))
     found: dict[str, Checked] = {}

@@ -122,6 +122,8 @@ class StoreTests:
             assert fresh.get_bytes(digest) == data
             fresh.verify(digest)
         assert fresh.resolve(digests[3][7:19]) == digests[3]
+        with fresh.read_many(reversed(digests)) as reading:  # as they lie, each once
+            assert list(reading) == list(zip(digests, datas, strict=True))
         out = tmp_path / "out"
         fresh.get_file(digests[0], out)
         assert out.read_bytes() == datas[0]
@@ -143,6 +145,8 @@ class StoreTests:
             fresh.get_bytes(digests[2])  # the damaged byte is in the last one
         with pytest.raises(IntegrityError):
             fresh.verify(digests[2])
+        with pytest.raises(IntegrityError), fresh.read_many(digests) as reading:
+            list(reading)
         store.backend.write_bytes(pack_key, bytes(stored[:100]))
         with pytest.raises(IntegrityError, match="truncated"):
             open_store(store.url, cache=False).get_bytes(digests[1])
@@ -212,6 +216,8 @@ class StoreTests:
             reader.read()
         with pytest.raises(IntegrityError):
             store.verify(digest)
+        with pytest.raises(IntegrityError), store.read_many([digest]) as reading:
+            list(reading)
         dest = tmp_path / "dest"
         dest.mkdir()
         out = dest / "file"
@@ -322,6 +328,8 @@ class StoreTests:
             digest = batch.put_stream(io.BytesIO(data), size=len(data))
         assert store.chunk_list(digest) is not None
         assert store.get_bytes(digest) == data
+        with store.read_many([digest]) as reading:
+            assert list(reading) == [(digest, data)]
         with store.open(digest) as reader:
             assert reader.read(7) == data[:7]
             assert reader.read(3_000_000) == data[7:3_000_007]  # full reads, never short

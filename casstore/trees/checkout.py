@@ -15,18 +15,27 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from casstore.errors import ArchiveError, DestinationError
 from casstore.format import tree
+from casstore.format.objects import IO_SIZE
 from casstore.format.tree import Entry
 from casstore.trees.archive_out import FORMATS, write_archive_file
-from casstore.trees.readahead import is_small, small_files
+from casstore.trees.readahead import is_small
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
+#: Threads writing a folder's files: each reads its files and writes them, so that
+#: decoding, hashing and the system calls of writing overlap.
+WRITERS = 2
+#: A task closes at this many bytes or files (neighbours, most often of one block).
+TASK_BYTES = 1 << 20
+TASK_FILES = 64
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -111,22 +120,59 @@ def _write_entries(store: ObjectReader, entries: list[Entry], root: str) -> None
     for folder in sorted(folders):  # parents first; all are new, none is a link
         if folder:
             os.mkdir(os.path.join(root, folder))
-    with small_files(store, entries) as smalls:
-        for entry in entries:
-            if entry.type == "file":
-                mode = 0o777 if entry.executable else 0o666
-                fd = os.open(os.path.join(root, entry.path), _CREATE, mode)
-                try:
-                    if is_small(entry):
-                        _write_all(fd, next(smalls))  # no file object: two calls, not ten
-                    else:
-                        with open(fd, "wb", closefd=False) as f, store.open(entry.digest) as r:
-                            r.copy_to(f)
-                finally:
-                    os.close(fd)
+    _write_files(store, entries, root)
     for entry in entries:  # links last: nothing is ever written through one
         if entry.type == "symlink":
             os.symlink(entry.target, os.path.join(root, entry.path))
+
+
+def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
+    """Every file: small ones in the order the store reads them fastest (a folder's
+    files may be written in any order; a tar's may not), large ones meanwhile on
+    another thread, streamed (their decoding leaves the interpreter free)."""
+    paths: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.type == "file":
+            paths.setdefault(entry.digest, []).append(entry)
+    large = [(digest, same) for digest, same in paths.items() if not is_small(same[0])]
+    small = [digest for digest, same in paths.items() if is_small(same[0])]
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="casstore-large") as pool:
+        streaming = pool.submit(_write_large, store, large, root, stop)
+        try:
+            with store.read_many(small) as contents:
+                for digest, data in contents:
+                    for entry in paths[digest]:
+                        fd = _create(root, entry)
+                        try:
+                            _write_all(fd, data)  # no file object: two calls, not ten
+                        finally:
+                            os.close(fd)
+        except BaseException:
+            stop.set()  # the large files stop too (the folder is thrown away)
+            raise
+        streaming.result()
+
+
+def _write_large(
+    store: ObjectReader, large: list[tuple[str, list[Entry]]], root: str, stop: threading.Event
+) -> None:
+    for digest, same in large:
+        for entry in same:
+            fd = _create(root, entry)
+            try:
+                with store.open(digest) as reader:
+                    while piece := reader.read(IO_SIZE):
+                        if stop.is_set():
+                            return
+                        _write_all(fd, piece)
+            finally:
+                os.close(fd)
+
+
+def _create(root: str, entry: Entry) -> int:
+    mode = 0o777 if entry.executable else 0o666
+    return os.open(os.path.join(root, entry.path), _CREATE, mode)
 
 
 def _write_all(fd: int, data: bytes) -> None:

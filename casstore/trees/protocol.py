@@ -6,12 +6,16 @@ that stores and verifies objects by digest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from casstore.format.objects import Readable
 from casstore.format.reader import VerifyingReader
 from casstore.format.tree import Limits
+
+#: What :meth:`ObjectReader.read_many` returns: a context giving ``(digest, content)``.
+Contents = AbstractContextManager[Iterator[tuple[str, bytes]]]
 
 
 class ObjectReader(Protocol):
@@ -26,6 +30,12 @@ class ObjectReader(Protocol):
 
     def get_bytes(self, digest: str) -> bytes:
         """The whole (small) content, verified."""
+        ...
+
+    def read_many(self, digests: Iterable[str]) -> Contents:
+        """Each distinct (small) object's content, verified, as ``(digest, content)`` in
+        the order that reads them fastest (for a writer that may write files in any
+        order, as a folder's); a context (leaving it stops the reading)."""
         ...
 
     def get_record(self, digest: str) -> bytes:

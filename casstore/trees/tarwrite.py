@@ -13,6 +13,9 @@ from typing import IO
 BLOCK = 512
 EPOCH = 315532800
 _END = bytes(2 * BLOCK)
+_IDS = b"0000000\0" * 2  # uid and gid
+_MTIME = b"%011o\0" % EPOCH
+_MAGIC = b"ustar\x0000"
 #: The largest size the ustar size field holds (11 octal digits).
 _MAX_USTAR_SIZE = 8**11 - 1
 
@@ -26,19 +29,13 @@ def _pax_record(key: str, value: str) -> bytes:
 
 
 def _block(name: bytes, mode: int, size: int, typeflag: bytes, linkname: bytes) -> bytes:
-    header = bytearray(BLOCK)
-    header[0 : len(name)] = name
-    header[100:108] = b"%07o\0" % mode
-    header[108:116] = b"0000000\0"
-    header[116:124] = b"0000000\0"
-    header[124:136] = b"%011o\0" % size
-    header[136:148] = b"%011o\0" % EPOCH
-    header[148:156] = b"        "
-    header[156:157] = typeflag
-    header[157 : 157 + len(linkname)] = linkname
-    header[257:265] = b"ustar\x0000"
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    fields = b"%07o\0" % mode + _IDS + b"%011o\0" % size + _MTIME
+    tail = typeflag + linkname.ljust(100, b"\0") + _MAGIC
+    # The checksum sums every byte of the header, its own field read as spaces; the
+    # rest of the block is zeros. Summed field by field: a member costs a third.
+    checksum = sum(name) + sum(fields) + sum(tail) + 8 * 32
+    head = name.ljust(100, b"\0") + fields + b"%06o\0 " % checksum + tail
+    return head.ljust(BLOCK, b"\0")
 
 
 def _fits(text: bytes) -> bool:
