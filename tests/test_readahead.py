@@ -1,33 +1,54 @@
-"""The read-ahead that feeds folder, tar and zip output: every small file, in tree
-order, whatever the batches; an error reaches the writer; a writer that stops early
-leaves nothing reading and only a bounded number of files read."""
+"""The read-ahead that feeds tar and zip output: every small file in tree order,
+whatever order the store reads them in; one far ahead read on its own; an error
+reaches the writer; a writer that stops early leaves nothing reading and only a
+bounded number of files read."""
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 
 import pytest
 
+from casstore.ahead import ahead
 from casstore.errors import IntegrityError
 from casstore.format.digest import hash_bytes
 from casstore.format.tree import Entry
 from casstore.trees import readahead
-from casstore.trees.readahead import BATCH_FILES, READ_AHEAD, SMALL_FILE, small_files
+from casstore.trees.readahead import SMALL_FILE, small_files
 
 
 class FakeStore:
-    def __init__(self, contents: list[bytes], bad: str | None = None) -> None:
+    """Reads in an order of its own (shuffled), on threads, as a store's packs would."""
+
+    def __init__(self, contents: list[bytes], bad: str | None = None, seed: int = 1) -> None:
         self.objects = {hash_bytes(c): c for c in contents}
         self.bad = bad
-        self.reads = 0
+        self.seed = seed
+        self.reads: list[str] = []
+        self.alone: list[str] = []
         self.lock = threading.Lock()
 
-    def get_bytes(self, digest: str) -> bytes:
+    def _read(self, digest: str) -> tuple[str, bytes]:
         with self.lock:
-            self.reads += 1
+            self.reads.append(digest)
         if digest == self.bad:
             raise IntegrityError(f"{digest}: damaged")
-        return self.objects[digest]
+        return digest, self.objects[digest]
+
+    def get_bytes(self, digest: str) -> bytes:
+        self.alone.append(digest)
+        return self._read(digest)[1]
+
+    @contextmanager
+    def read_many(self, digests: Iterable[str]) -> Iterator[Iterator[tuple[str, bytes]]]:
+        order = list(dict.fromkeys(digests))
+        random.Random(self.seed).shuffle(order)
+        with ahead((partial(self._read, d) for d in order), depth=4) as found:
+            yield found
 
 
 def entries_of(contents: list[bytes]) -> list[Entry]:
@@ -39,16 +60,29 @@ def entries_of(contents: list[bytes]) -> list[Entry]:
     return out
 
 
-def test_every_small_file_in_tree_order_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readahead, "BATCH_BYTES", 5000)  # batches close by size and by count
+def test_every_small_file_in_tree_order_whatever_the_stores_order() -> None:
     contents = [bytes([i % 256]) * (i * 37 % 900) + str(i).encode() for i in range(700)]
     large = b"L" * (SMALL_FILE + 1)
     entries = entries_of(contents)
     entries.insert(100, Entry("large", "file", len(large), hash_bytes(large)))
+    entries.append(Entry("again", "file", len(contents[5]), hash_bytes(contents[5])))
     store = FakeStore([*contents, large])
     with small_files(store, entries) as smalls:  # type: ignore[arg-type]
+        assert list(smalls) == [*contents, contents[5]]
+    # Each read once (the one written twice too); the large file is the writer's to stream.
+    assert sorted(store.reads) == sorted(hash_bytes(c) for c in contents)
+    assert store.alone == []
+
+
+def test_a_file_far_ahead_in_the_stores_order_is_read_on_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(readahead, "STASH_BYTES", 2000)  # a few files wait, no more
+    contents = [str(i).encode() * 50 for i in range(300)]
+    store = FakeStore(contents)
+    with small_files(store, entries_of(contents)) as smalls:  # type: ignore[arg-type]
         assert list(smalls) == contents
-    assert store.reads == len(contents)  # the large file is the writer's to stream
+    assert store.alone  # the stash filled up: some were read on their own
 
 
 def test_a_damaged_file_reaches_the_writer() -> None:
@@ -63,11 +97,12 @@ def test_a_damaged_file_reaches_the_writer() -> None:
     assert got == contents[: len(got)] and len(got) <= 150  # in order, never past it
 
 
-def test_a_writer_that_stops_leaves_nothing_reading() -> None:
-    contents = [str(i).encode() for i in range(BATCH_FILES * (READ_AHEAD + 20))]
+def test_a_writer_that_stops_leaves_nothing_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readahead, "STASH_BYTES", 100)
+    contents = [str(i).encode() for i in range(2000)]
     store = FakeStore(contents)
     before = threading.active_count()
     with small_files(store, entries_of(contents)) as smalls:  # type: ignore[arg-type]
         assert next(smalls) == contents[0]
     assert threading.active_count() == before  # leaving joined the reader threads
-    assert store.reads <= BATCH_FILES * (READ_AHEAD + 2)
+    assert len(store.reads) <= 100  # a stash and the read-ahead, not all 2,000

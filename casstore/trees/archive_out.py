@@ -15,22 +15,22 @@ import re
 import stat
 import tempfile
 import zipfile
-from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from casstore.ahead import ahead
 from casstore.errors import ArchiveError
 from casstore.fileio import atomic_write
 from casstore.format.tree import Entry
 from casstore.trees import tarwrite
-from casstore.trees.readahead import READ_AHEAD, is_large, is_small, segments, small_files
+from casstore.trees.readahead import is_small, small_files
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
 FORMATS = ("dir", "zip", "tar", "tar.gz", "tar.zst")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+#: Small files' members are written this many bytes at a time.
+WRITE_BYTES = 1 << 20
 #: Deflate level of zip members: zips are written for tools to read, not to keep.
 ZIP_LEVEL = 1
 #: Names that Windows extractors read as a path climbing out or a drive.
@@ -88,17 +88,24 @@ def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]
 def _write_tar(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
-    """Runs of folders, links and small files are put together as tar bytes on the
-    reader threads, one write each; large files are streamed here, between them."""
-    runs = list(segments(entries))
-    tasks = (partial(_tar_run, store, run) for run in runs if not is_large(run[0]))
-    with ahead(tasks, depth=READ_AHEAD) as pieces:
-        for run in runs:
-            if not is_large(run[0]):
-                out.write(next(pieces))
+    """Small files' members gathered and written a MiB at a time (joined without the
+    interpreter's lock); large files streamed between them."""
+    with small_files(store, entries) as smalls:
+        pieces: list[bytes] = []
+        size = 0
+        for entry in entries:
+            pieces.append(_tar_header(entry))
+            if entry.type != "file":
                 continue
-            entry = run[0]
-            out.write(_tar_header(entry))
+            if is_small(entry):
+                pieces += (next(smalls), tarwrite.padding(entry.size))
+                size += entry.size
+                if size >= WRITE_BYTES:
+                    out.write(b"".join(pieces))
+                    pieces, size = [], 0
+                continue
+            out.write(b"".join(pieces))
+            pieces, size = [], 0
             with _content(store, entry, verify_first) as content:
                 written = 0
                 while piece := content.read(1 << 20):
@@ -107,18 +114,8 @@ def _write_tar(
             if written != entry.size:
                 raise ArchiveError(f"{entry.path!r}: not the size its tree records")
             out.write(tarwrite.padding(entry.size))
+        out.write(b"".join(pieces))
     tarwrite.end(out)
-
-
-def _tar_run(store: ObjectReader, run: list[Entry]) -> bytes:
-    """The tar members of ``run`` (no large file), small files verified."""
-    pieces = []
-    for entry in run:
-        pieces.append(_tar_header(entry))
-        if entry.type == "file":
-            pieces.append(store.get_bytes(entry.digest))
-            pieces.append(tarwrite.padding(entry.size))
-    return b"".join(pieces)  # copies with the interpreter's lock released (bytearray does not)
 
 
 def _tar_header(entry: Entry) -> bytes:

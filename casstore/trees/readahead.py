@@ -1,24 +1,22 @@
 """Small files read ahead of whoever writes them out in path order (a tar, a zip).
 
-Reading a small packed file is decompressing its block and re-hashing it, both
-of which release the GIL; writing it is a system call, which does too. Two
-reader threads (:mod:`casstore.ahead`) keep the writer fed, so writing a tree
-costs about what writing its bytes costs, not that plus decoding them one after
-another. Files are read in runs (neighbours, most often from one block), one
-task each: a task per file cost more in scheduling than reading a small file
-does. A folder, whose files may be written in any order, reads them as they lie
-in the store instead (``ObjectReader.read_many``).
+The store reads small files fastest as they lie in its packs
+(``ObjectReader.read_many``: a span of blocks decoded and hashed at a time on
+two threads ahead of the writer); a tar or a zip must follow path order. The
+two mostly agree (a snapshot is stored in the order it was read), so files that
+arrive before their turn wait, up to ``STASH_BYTES``; a file that lies farther
+ahead than that is read on its own. Asking the store file by file in path order
+cost twice as much: Python per file on the readers, and a block decoded again
+whenever path order came back to it.
 """
 
 from __future__ import annotations
 
-import itertools
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import TYPE_CHECKING
 
-from casstore.ahead import ahead
 from casstore.format.tree import Entry
 
 if TYPE_CHECKING:
@@ -27,40 +25,12 @@ if TYPE_CHECKING:
 #: Files up to this size are read whole, verified, ahead of the writer; larger ones are
 #: streamed (and verified as they are) by the writer itself.
 SMALL_FILE = 4 << 20
-#: A batch closes at this many bytes or files, whichever comes first.
-BATCH_BYTES = 1 << 20
-BATCH_FILES = 64
-#: Batches read ahead of the writer, at most (bounds memory: a few MiB each).
-READ_AHEAD = 8
+#: Contents that arrived before their turn wait, up to this many bytes.
+STASH_BYTES = 64 << 20
 
 
 def is_small(entry: Entry) -> bool:
     return entry.type == "file" and entry.size <= SMALL_FILE
-
-
-def is_large(entry: Entry) -> bool:
-    return entry.type == "file" and entry.size > SMALL_FILE
-
-
-def segments(entries: list[Entry]) -> Iterator[list[Entry]]:
-    """``entries`` in order, in runs one reader task takes: neighbours, up to
-    ``BATCH_BYTES`` of small files or ``BATCH_FILES`` entries; a large file alone."""
-    run: list[Entry] = []
-    size = 0
-    for entry in entries:
-        if is_large(entry):
-            if run:
-                yield run
-                run, size = [], 0
-            yield [entry]
-            continue
-        run.append(entry)
-        size += entry.size if entry.type == "file" else 0
-        if size >= BATCH_BYTES or len(run) >= BATCH_FILES:
-            yield run
-            run, size = [], 0
-    if run:
-        yield run
 
 
 @contextmanager
@@ -68,11 +38,29 @@ def small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[Iterator[
     """The verified content of each small file among ``entries``, in their order.
 
     A context: leaving it stops the reading and joins the reader threads."""
+    wanted = [entry.digest for entry in entries if is_small(entry)]
+    with store.read_many(wanted) as arriving:
+        yield _in_order(store, wanted, arriving)
 
-    def read(batch: list[str]) -> list[bytes]:
-        return [store.get_bytes(digest) for digest in batch]
 
-    batches = ([e.digest for e in run if is_small(e)] for run in segments(entries))
-    tasks = (partial(read, batch) for batch in batches if batch)
-    with ahead(tasks, depth=READ_AHEAD) as read_batches:
-        yield itertools.chain.from_iterable(read_batches)
+def _in_order(
+    store: ObjectReader, wanted: list[str], arriving: Iterator[tuple[str, bytes]]
+) -> Iterator[bytes]:
+    uses = Counter(wanted)  # a file's content may be written at several paths
+    stash: dict[str, bytes] = {}
+    size = 0
+    for digest in wanted:
+        while digest not in stash and size < STASH_BYTES:
+            got = next(arriving, None)
+            if got is None:
+                break
+            if uses[got[0]]:  # not read on its own meanwhile and used no more
+                stash[got[0]] = got[1]
+                size += len(got[1])
+        data = stash.get(digest)
+        if data is None:  # far ahead in the store's order: read on its own
+            data = store.get_bytes(digest)
+        uses[digest] -= 1
+        if not uses[digest] and digest in stash:
+            size -= len(stash.pop(digest))
+        yield data
