@@ -17,7 +17,7 @@ from casstore.errors import IntegrityError, ObjectNotFound
 from casstore.format import layout
 from casstore.format.digest import hash_bytes
 from casstore.format.objects import one_shot_compressor
-from casstore.format.packindex import MAX_PACKED_SIZE
+from casstore.format.packindex import MAX_PACKED_SIZE, Location
 from casstore.store import packs, reread
 from casstore.store.objects import Store
 from casstore.store.packs import SPAN_BYTES, SPAN_GAP, block_spans, read_span
@@ -101,17 +101,23 @@ def test_packed_objects_are_read_a_span_at_a_time(
     assert list(reads.values()) == [1]  # one request for the whole pack, not one a block
 
 
+def _damage_block(store: Store, digest: str) -> Location:
+    """The first byte of the block holding ``digest`` flipped; where that is."""
+    victim = store.packs.get(digest)
+    assert victim is not None
+    stored = bytearray(store.backend.read_bytes(victim.key))
+    stored[victim.block_offset] ^= 0xFF
+    store.backend.write_bytes(victim.key, bytes(stored))
+    return victim
+
+
 def test_a_damaged_block_is_reported_for_its_objects_only(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
     rng = random.Random(4)
     digests = local_store.put_many([rng.randbytes(1000) for _ in range(6)])  # a block each
-    victim = local_store.packs.get(digests[2])
-    assert victim is not None
-    stored = bytearray(local_store.backend.read_bytes(victim.key))
-    stored[victim.block_offset] ^= 0xFF
-    local_store.backend.write_bytes(victim.key, bytes(stored))
+    victim = _damage_block(local_store, digests[2])
     found = reread.reread(local_store, digests)
     problem = found[digests[2]].problem or ""
     assert re.match(rf"^{digests[2]}: a corrupt block in pack {victim.pack} \(", problem)
@@ -133,6 +139,8 @@ def test_a_pack_gone_since_the_listing_is_looked_for_again(
     }
     gone = hash_bytes(b"never stored")
     assert reread.reread(local_store, [gone]) == {gone: Checked(missing=True)}
+    with local_store.read_many(digests) as reading:  # a checkout looks again too
+        assert dict(reading) == {digests[0]: b"one", digests[1]: b"two"}
 
 
 def test_chunks_verified_inside_their_chunked_object_are_not_read_again(
@@ -205,11 +213,7 @@ def test_read_many_raises_at_a_damaged_object_after_those_before_it(
     monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a span a block
     rng = random.Random(8)
     digests = local_store.put_many([rng.randbytes(1000) for _ in range(6)])  # a block each
-    victim = local_store.packs.get(digests[3])
-    assert victim is not None
-    stored = bytearray(local_store.backend.read_bytes(victim.key))
-    stored[victim.block_offset] ^= 0xFF
-    local_store.backend.write_bytes(victim.key, bytes(stored))
+    _damage_block(local_store, digests[3])
     got: list[str] = []
     with (
         pytest.raises(IntegrityError, match=f"^{digests[3]}: a corrupt block in pack"),
@@ -218,19 +222,6 @@ def test_read_many_raises_at_a_damaged_object_after_those_before_it(
         for digest, _ in reading:
             got.append(digest)
     assert got == digests[:3]
-
-
-def test_read_many_looks_again_for_objects_of_a_pack_gone_since_the_listing(
-    local_store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    digests = local_store.put_many([b"one", b"two"])
-
-    def rewritten(*args: object) -> Any:
-        raise ObjectNotFound("packs/...")
-
-    monkeypatch.setattr(reread, "read_span", rewritten)
-    with local_store.read_many(digests) as reading:
-        assert dict(reading) == {digests[0]: b"one", digests[1]: b"two"}
 
 
 def test_read_many_stopped_early_leaves_nothing_reading(

@@ -30,12 +30,6 @@ from casstore.trees.readahead import is_small
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
-#: Threads writing a folder's files: each reads its files and writes them, so that
-#: decoding, hashing and the system calls of writing overlap.
-WRITERS = 2
-#: A task closes at this many bytes or files (neighbours, most often of one block).
-TASK_BYTES = 1 << 20
-TASK_FILES = 64
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -128,8 +122,8 @@ def _write_entries(store: ObjectReader, entries: list[Entry], root: str) -> None
 
 def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
     """Every file: small ones in the order the store reads them fastest (a folder's
-    files may be written in any order; a tar's may not), large ones meanwhile on
-    another thread, streamed (their decoding leaves the interpreter free)."""
+    files may be written in any order), large ones meanwhile on another thread,
+    streamed (their decoding leaves the interpreter free)."""
     paths: dict[str, list[Entry]] = {}
     for entry in entries:
         if entry.type == "file":
