@@ -34,8 +34,8 @@ class ObjectReader(Protocol):
 
     def read_many(self, digests: Iterable[str]) -> Contents:
         """Each distinct (small) object's content, verified, as ``(digest, content)`` in
-        the order that reads them fastest (for a writer that may write files in any
-        order, as a folder's); a context (leaving it stops the reading)."""
+        the order that reads them fastest (a folder's files are written in it; an
+        archive's are put back in path order); a context (leaving it stops the reading)."""
         ...
 
     def get_record(self, digest: str) -> bytes:

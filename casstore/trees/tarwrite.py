@@ -32,7 +32,7 @@ def _block(name: bytes, mode: int, size: int, typeflag: bytes, linkname: bytes) 
     fields = b"%07o\0" % mode + _IDS + b"%011o\0" % size + _MTIME
     tail = typeflag + linkname.ljust(100, b"\0") + _MAGIC
     # The checksum sums every byte of the header, its own field read as spaces; the
-    # rest of the block is zeros. Summed field by field: a member costs a third.
+    # rest of the block is zeros. Summed field by field, a header costs half as much.
     checksum = sum(name) + sum(fields) + sum(tail) + 8 * 32
     head = name.ljust(100, b"\0") + fields + b"%06o\0 " % checksum + tail
     return head.ljust(BLOCK, b"\0")
