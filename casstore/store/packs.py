@@ -48,17 +48,17 @@ SPAN_BYTES = 8 << 20
 #: ... reading over gaps (blocks not wanted) of up to this many.
 SPAN_GAP = 256 << 10
 #: Decoded blocks a reader keeps, in bytes (a block is about 1 MiB).
-CACHE_BYTES = 32 << 20
+CACHE_BYTES = 16 << 20
 #: Packs closed and waiting for (or in) their upload; the writer waits beyond this.
 UPLOADS_IN_FLIGHT = 2
 
 
 class BlockReader:
     """Reads packed objects a block at a time. The blocks read last stay decoded (up to
-    ``CACHE_BYTES``): a tar is written in path order, which visits a block, its
-    neighbours and it again (a 15,568-file tree's tar decoded its 257 blocks 607 times
-    with 4 blocks kept, 277 times with 32 MiB). A block wanted by several threads at
-    once is read and decoded by one of them; the others wait for it."""
+    ``CACHE_BYTES``): reading files in path order visits a block, its neighbours and it
+    again (a 15,568-file tree's tar, read so, decoded its 257 blocks 607 times with 4
+    blocks kept, 277 times with 32 MiB). A block wanted by several threads at once is
+    read and decoded by one of them; the others wait for it."""
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend

@@ -30,7 +30,7 @@ from casstore.store.packs import SPAN_BYTES, block_spans, check_packed, read_spa
 #: Compressed bytes :func:`read_many` reads per request (a few blocks: decoded, each
 #: is about four times as large, and ``READ_AHEAD`` spans wait decoded ahead).
 READ_SPAN = 2 << 20
-READ_AHEAD = 4
+READ_AHEAD = 2
 #: Objects not read from a pack are read this many per task (small objects: a few MiB).
 LOOSE_BATCH = 8
 

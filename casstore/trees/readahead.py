@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #: streamed (and verified as they are) by the writer itself.
 SMALL_FILE = 4 << 20
 #: Contents that arrived before their turn wait, up to this many bytes.
-STASH_BYTES = 64 << 20
+STASH_BYTES = 16 << 20
 
 
 def is_small(entry: Entry) -> bool:
