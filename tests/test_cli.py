@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +202,47 @@ def test_help_documents_exit_codes() -> None:
     assert result.returncode == 0
     for line in ("0  success", "2  usage error", "3  not found", "4  integrity failure"):
         assert line in out
+
+
+#: A cas process whose checkout holds once its large file is reached (a marker file
+#: says so), until the checkout is stopped: SIGTERM then arrives mid-checkout, always.
+_HELD_CHECKOUT = """
+import sys
+from pathlib import Path
+from casstore.cli.main import main
+from casstore.trees import checkout, readahead
+
+readahead.SMALL_FILE = 100
+marker = Path(sys.argv[1])
+
+def held(store, large, root, stop):
+    marker.write_text("reached")
+    stop.wait()
+
+checkout._write_large = held
+main(sys.argv[2:])
+"""
+
+
+def test_sigterm_mid_checkout_leaves_nothing_behind(tmp_path: Path) -> None:
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    for i in range(20):
+        (snap / f"f{i}").write_bytes(b"x" * (i * 30))
+    store = tmp_path / "store"
+    assert run_cas("init", str(store)).returncode == 0
+    tree = run_cas("--store", str(store), "put", "--tree", str(snap)).stdout.split()[0].decode()
+    out, marker = tmp_path / "out", tmp_path / "reached"
+    args = [str(marker), "--store", str(store), "get", tree, "-o", str(out / "copy")]
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HELD_CHECKOUT, *args], stderr=subprocess.PIPE
+    )
+    while not marker.exists() and process.poll() is None:  # until it holds, mid-checkout
+        time.sleep(0.01)
+    (staging,) = out.iterdir()
+    assert staging.name.startswith(".copy.tmp-")  # written in part, not yet in place
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)  # a bound only: a hang fails the test
+    assert (process.returncode, stderr) == (128 + signal.SIGTERM, b"cas: terminated\n")
+    assert list(out.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -124,6 +125,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except _Terminated:
+        print("cas: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("cas: interrupted", file=sys.stderr)
         return 130
@@ -150,5 +154,16 @@ def _os_message(exc: OSError) -> str:
     return str(exc)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a cancelled CI job, a service stopped): unwound as Ctrl-C is,
+    so that what a command was writing (a checkout's temp folder, a temp file) is
+    removed, not left behind as the signal's default would."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(run(argv))

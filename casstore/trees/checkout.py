@@ -142,10 +142,10 @@ def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
                             _write_all(fd, data)  # no file object: two calls, not ten
                         finally:
                             os.close(fd)
+            streaming.result()
         except BaseException:
             stop.set()  # the large files stop too (the folder is thrown away)
             raise
-        streaming.result()
 
 
 def _write_large(
