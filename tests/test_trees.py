@@ -519,3 +519,46 @@ def test_a_damaged_file_leaves_no_folder_whichever_thread_writes_it(
     with pytest.raises(IntegrityError):
         local_store.get_tree(digest, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap", "store"]
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.zst", "zip"])
+def test_an_archive_streamed_from_a_damaged_store_never_passes_for_whole(
+    fmt: str, local_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casstore.store import packs, reread
+    from casstore.trees import archive_out
+    from casstore.trees.checkout import load
+
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)  # a few files a block
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a block a read: the first ones succeed
+    monkeypatch.setattr(archive_out, "WRITE_BYTES", 100)  # members go out one by one
+    root = tmp_path / "snap"
+    root.mkdir()
+    rng = random.Random(12)
+    for i in range(40):
+        (root / f"f{i:02}").write_bytes(rng.randbytes(600))
+    digest = local_store.put_tree(root).digest
+    victim = local_store.packs.get(hash_bytes((root / "f30").read_bytes()))
+    assert victim is not None
+    stored = bytearray(local_store.backend.read_bytes(victim.key))
+    stored[victim.block_offset] ^= 0xFF
+    local_store.backend.write_bytes(victim.key, bytes(stored))
+    out = io.BytesIO()  # stdout: what went out stays out
+    with pytest.raises(IntegrityError):
+        archive_out.write_archive(
+            local_store, load(local_store, digest), out, fmt, verify_first=True
+        )
+    partial = tmp_path / f"partial.{fmt}"
+    partial.write_bytes(out.getvalue())
+    assert len(out.getvalue()) > 10 * 600  # part of it went out
+    with pytest.raises(ArchiveError):  # cas refuses it
+        tree_digest(partial)
+    if fmt == "zip":
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(partial)
+        return
+    raw = out.getvalue()
+    if fmt == "tar.zst":
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    with pytest.raises(tarfile.ReadError), tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        tar.getmembers()  # and so does Python's tarfile (GNU tar exits 2)

@@ -63,6 +63,7 @@ exit codes:
   3  not found (object, ref or prefix; a reference to a missing object)
   4  integrity failure (bytes that do not match their digest, a damaged bundle,
      local files that do not match a run, a suite whose scores do not follow)
+  130, 143  interrupted (Ctrl-C), terminated (SIGTERM); partial output removed
 """
 
 

@@ -6,15 +6,18 @@ targets verbatim: one tree always gives the same bytes, and ingesting the
 archive gives the tree back. Blobs are streamed from the store, verified as
 they are read; an archive file is written through a temp file and appears
 only once every blob verified. On a stream that cannot be taken back
-(stdout), each blob is verified before its first byte is written.
+(stdout), each blob is verified before its first byte is written, and an error
+ends the stream so that no reader takes what went out for the whole archive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import stat
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
@@ -90,32 +93,42 @@ def _write_tar(
 ) -> None:
     """Small files' members gathered and written a MiB at a time (joined without the
     interpreter's lock); large files streamed between them."""
-    with small_files(store, entries) as smalls:
-        pieces: list[bytes] = []
-        size = 0
-        for entry in entries:
-            pieces.append(_tar_header(entry))
-            if entry.type != "file":
-                continue
-            if is_small(entry):
-                pieces += (next(smalls), tarwrite.padding(entry.size))
-                size += entry.size
-                if size >= WRITE_BYTES:
-                    out.write(b"".join(pieces))
-                    pieces, size = [], 0
-                continue
+    try:
+        with small_files(store, entries) as smalls:
+            pieces: list[bytes] = []
+            size = 0
+            for entry in entries:
+                pieces.append(_tar_header(entry))
+                if entry.type != "file":
+                    continue
+                if is_small(entry):
+                    pieces += (next(smalls), tarwrite.padding(entry.size))
+                    size += entry.size
+                    if size >= WRITE_BYTES:
+                        out.write(b"".join(pieces))
+                        pieces, size = [], 0
+                    continue
+                out.write(b"".join(pieces))
+                pieces, size = [], 0
+                _write_large(store, entry, out, verify_first)
             out.write(b"".join(pieces))
-            pieces, size = [], 0
-            with _content(store, entry, verify_first) as content:
-                written = 0
-                while piece := content.read(1 << 20):
-                    out.write(piece)
-                    written += len(piece)
-            if written != entry.size:
-                raise ArchiveError(f"{entry.path!r}: not the size its tree records")
-            out.write(tarwrite.padding(entry.size))
-        out.write(b"".join(pieces))
+    except BaseException as exc:
+        if verify_first:  # part of it is out already: make sure it does not pass for whole
+            with contextlib.suppress(OSError, ValueError):
+                out.write(tarwrite.stopped(f"cas: the archive stops here ({type(exc).__name__})"))
+        raise
     tarwrite.end(out)
+
+
+def _write_large(store: ObjectReader, entry: Entry, out: IO[bytes], verify_first: bool) -> None:
+    with _content(store, entry, verify_first) as content:
+        written = 0
+        while piece := content.read(1 << 20):
+            out.write(piece)
+            written += len(piece)
+    if written != entry.size:
+        raise ArchiveError(f"{entry.path!r}: not the size its tree records")
+    out.write(tarwrite.padding(entry.size))
 
 
 def _tar_header(entry: Entry) -> bytes:
@@ -146,28 +159,47 @@ def _write_zip(
             out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
         ) as archive,
     ):
-        for entry, name in zip(entries, names, strict=True):
-            if entry.type == "dir":
-                info = zipfile.ZipInfo(name + "/", _ZIP_DATE)
-                info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
-                archive.writestr(info, b"")
-                continue
-            info = zipfile.ZipInfo(name, _ZIP_DATE)
-            info.create_system = 3  # unix, so the mode bits are read back
-            info.compress_type = zipfile.ZIP_DEFLATED
-            # Members take their own level, not the archive's (named so in 3.11 and 3.12).
-            setattr(info, "_compresslevel", ZIP_LEVEL)  # noqa: B010
-            if entry.type == "symlink":
-                info.external_attr = (stat.S_IFLNK | 0o777) << 16
-                archive.writestr(info, entry.target.encode("utf-8", "surrogateescape"))
-                continue
-            info.external_attr = (stat.S_IFREG | (0o755 if entry.executable else 0o644)) << 16
-            if is_small(entry):
-                archive.writestr(info, next(smalls))
-                continue
-            with (
-                _content(store, entry, verify_first) as content,
-                archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst,
-            ):
-                while piece := content.read(1 << 20):
-                    dst.write(piece)
+        try:
+            _zip_members(store, entries, names, archive, smalls, verify_first)
+        except BaseException:
+            if verify_first:
+                # Part of it is out already: no central directory, so that no reader
+                # takes it for whole (zipfile writes one on close unless told nothing
+                # was added; the attribute is named so in 3.11 to 3.13).
+                setattr(archive, "_didModify", False)  # noqa: B010
+            raise
+
+
+def _zip_members(
+    store: ObjectReader,
+    entries: list[Entry],
+    names: list[str],
+    archive: zipfile.ZipFile,
+    smalls: Iterator[bytes],
+    verify_first: bool,
+) -> None:
+    for entry, name in zip(entries, names, strict=True):
+        if entry.type == "dir":
+            info = zipfile.ZipInfo(name + "/", _ZIP_DATE)
+            info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+            archive.writestr(info, b"")
+            continue
+        info = zipfile.ZipInfo(name, _ZIP_DATE)
+        info.create_system = 3  # unix, so the mode bits are read back
+        info.compress_type = zipfile.ZIP_DEFLATED
+        # Members take their own level, not the archive's (named so in 3.11 and 3.12).
+        setattr(info, "_compresslevel", ZIP_LEVEL)  # noqa: B010
+        if entry.type == "symlink":
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, entry.target.encode("utf-8", "surrogateescape"))
+            continue
+        info.external_attr = (stat.S_IFREG | (0o755 if entry.executable else 0o644)) << 16
+        if is_small(entry):
+            archive.writestr(info, next(smalls))
+            continue
+        with (
+            _content(store, entry, verify_first) as content,
+            archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst,
+        ):
+            while piece := content.read(1 << 20):
+                dst.write(piece)

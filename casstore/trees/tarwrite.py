@@ -70,3 +70,13 @@ def padding(size: int) -> bytes:
 def end(out: IO[bytes]) -> None:
     """The end of the archive: two zero blocks."""
     out.write(_END)
+
+
+def stopped(why: str) -> bytes:
+    """What ends a tar that stops before its end on a stream that cannot be taken back:
+    a PAX header saying ``why``, then a member header with a wrong checksum. No reader
+    takes the archive for whole (GNU tar exits 2, Python's tarfile raises, cas refuses
+    it), where a stream cut at a member boundary reads as a smaller tree."""
+    records = _pax_record("comment", why)
+    pax = _block(b"././@PaxHeader", 0o644, len(records), b"x", b"")
+    return pax + records + bytes(-len(records) % BLOCK) + why.encode().ljust(BLOCK, b"\0")[:BLOCK]
