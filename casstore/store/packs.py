@@ -200,7 +200,10 @@ class PackWriter:
         # Bounds memory: blocks waiting to be compressed or written.
         self._slots = threading.BoundedSemaphore(2 * workers)
         self._lock = threading.RLock()
-        self._block = bytearray()
+        # The block being filled, as its objects: joined on a compressing thread, not
+        # copied twice on this one (which parses a snapshot).
+        self._block: list[bytes] = []
+        self._block_size = 0
         self._block_rows: list[tuple[str, int, int]] = []
         self._sealed: list[tuple[Future[bytes], list[tuple[str, int, int]]]] = []
         self._file: IO[bytes] | None = None
@@ -231,14 +234,15 @@ class PackWriter:
             if digest in self._pending:
                 return
             self._pending.add(digest)
-        self._block_rows.append((digest, len(self._block), len(content)))
-        self._block += content
-        if len(self._block) >= BLOCK_SIZE:
+        self._block_rows.append((digest, self._block_size, len(content)))
+        self._block.append(content)
+        self._block_size += len(content)
+        if self._block_size >= BLOCK_SIZE:
             self._seal()
 
-    def _compress(self, block: bytes) -> bytes:
+    def _compress(self, pieces: list[bytes]) -> bytes:
         try:
-            return bytes(one_shot_compressor(self._level).compress(block))
+            return bytes(one_shot_compressor(self._level).compress(b"".join(pieces)))
         finally:
             self._slots.release()
 
@@ -246,9 +250,9 @@ class PackWriter:
         if not self._block_rows:
             return
         self._slots.acquire()
-        block, rows = bytes(self._block), self._block_rows
-        self._block, self._block_rows = bytearray(), []
-        self._sealed.append((self._pool.submit(self._compress, block), rows))
+        pieces, rows = self._block, self._block_rows
+        self._block, self._block_rows, self._block_size = [], [], 0
+        self._sealed.append((self._pool.submit(self._compress, pieces), rows))
         self._write_ready(wait=False)
 
     def _write_ready(self, wait: bool) -> None:

@@ -61,7 +61,8 @@ def _text(field: bytes) -> str:
 
 def _checksum_ok(header: bytes, what: str) -> bool:
     stored = _number(header[148:156], what)
-    unsigned = sum(header) - sum(header[148:156]) + 8 * 32  # its own field counts as spaces
+    # Its own field counts as spaces; the trailing zeros (most of a header) add nothing.
+    unsigned = sum(header.rstrip(b"\0")) - sum(header[148:156]) + 8 * 32
     if stored == unsigned:
         return True
     # Some old writers summed signed bytes (counted only then: it costs a pass).
