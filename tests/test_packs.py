@@ -345,3 +345,15 @@ def test_closing_with_uploads_queued_leaves_each_pack_published_whole_or_not_at_
     published = {layout.pack_key(p) for p in writer.published}
     assert set(backend.list(layout.PACKS)) == published
     assert len(list(backend.list(layout.INDEX))) == len(published)
+
+
+def test_content_added_from_a_buffer_is_kept_as_it_was(local_store: Store) -> None:
+    buffer = bytearray(b"what the file held")
+    digest = hash_bytes(buffer)
+    writer = PackWriter(local_store.backend, IndexSet(local_store.backend), LEVEL)
+    writer.add(digest, buffer)  # type: ignore[arg-type]
+    buffer[:4] = b"XXXX"  # its owner reuses the buffer before the block is sealed
+    writer.flush()
+    writer.close(discard=False)
+    place = where(IndexSet(local_store.backend), b"what the file held")
+    assert BlockReader(local_store.backend).read(digest, place) == b"what the file held"

@@ -226,6 +226,8 @@ class PackWriter:
             return digest in self._pending
 
     def add(self, digest: str, content: bytes) -> None:
+        if not isinstance(content, bytes):  # kept until its block is sealed: never a view
+            content = bytes(content)  # of a buffer its owner may write to meanwhile
         with self._lock:
             self._add(digest, content)
 
