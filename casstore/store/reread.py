@@ -173,13 +173,15 @@ def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[s
     A span, not an object, is what the threads hand over: handing over each file
     made them trade the interpreter lock at every file, which cost as much as the
     decoding it overlapped."""
-    by_pack, others = _by_pack(store, digests) if store.cache is None else ({}, list(digests))
+    if store.cache is None:
+        by_pack, others = _by_pack(store, digests)
+    else:  # a cache reads object by object: nothing to gain from packs
+        by_pack, others = {}, list(dict.fromkeys(digests))
     units: list[Callable[[], list[tuple[str, bytes]]]] = [
         partial(_contents, store, pack, span, mine)
         for pack, objects in by_pack.items()
         for span, mine in _spans(objects, READ_SPAN)
     ]
-    others = list(dict.fromkeys(others))
     for start in range(0, len(others), LOOSE_BATCH):
         units.append(partial(_gets, store, others[start : start + LOOSE_BATCH]))
     with ahead(units, depth=READ_AHEAD) as results:
@@ -196,7 +198,7 @@ def _contents(
     try:
         blocks = dict(read_span(store.backend, pack, span))
     except ObjectNotFound:  # rewritten by gc since the indexes were read: look again
-        return [(digest, store.get_bytes(digest)) for digest, _ in objects]
+        return _gets(store, [digest for digest, _ in objects])
     found: list[tuple[str, bytes]] = []
     for digest, where in objects:
         block = blocks[where.block_offset]
