@@ -71,13 +71,15 @@ def test_temp_files_of_killed_writers_are_reported_by_fsck_and_removed_by_gc(
 def test_incomplete_multipart_uploads_are_aborted_by_gc(store: Store) -> None:
     if not store.url.startswith("s3://"):
         pytest.skip("multipart uploads are S3's")
+    import botocore.session
+
     backend: Any = store.backend
     bucket, key = backend._split("objects/ab/killed-upload")
-
-    async def start() -> Any:
-        return await backend.fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
-
-    backend._sync(start())
+    # Started by another client, as a writer killed mid-upload would have left it.
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"]
+    )
+    client.create_multipart_upload(Bucket=bucket, Key=key)
     found = backend.leftovers(time.time() + 5)
     assert [info.key.partition("?")[0] for info in found] == ["objects/ab/killed-upload"]
     assert backend.leftovers(time.time() - 3600) == []  # younger than the grace period

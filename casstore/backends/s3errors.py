@@ -1,13 +1,10 @@
-"""S3 errors, read from the error code the server sent, never from message text.
-
-s3fs turns botocore's ``ClientError`` into builtin exceptions and keeps the
-original as ``__cause__``; the code (``NoSuchBucket``, ``PreconditionFailed``,
-``InvalidRange``...) and HTTP status are read from its response here, once.
-"""
+"""What an S3 server answered when it refused: the HTTP status and the error code
+from the body, read here once (never from message text)."""
 
 from __future__ import annotations
 
-from typing import Any
+import xml.etree.ElementTree as ET
+from email.message import Message
 
 NO_SUCH_BUCKET = "NoSuchBucket"
 NO_SUCH_KEY = ("NoSuchKey", "404", "NotFound")
@@ -24,47 +21,41 @@ ACCESS_DENIED = (
 )
 
 
-def _response(exc: BaseException | None) -> dict[str, Any] | None:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        response = getattr(exc, "response", None)
-        if isinstance(response, dict):
-            return response
-        exc = exc.__cause__ or exc.__context__
-    return None
+class S3Error(Exception):
+    """An error answer: its HTTP status and S3 error code (the status, as text, where
+    the server sent no body, as for a HEAD)."""
+
+    def __init__(self, status: int, code: str, message: str, region: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.status, self.code, self.message = status, code, message
+        #: The bucket's region, where the server names it (a request signed for another).
+        self.region = region
 
 
-def error_code(exc: BaseException) -> str | None:
-    """The S3 error code behind ``exc`` (or its HTTP status when the server sent no
-    code, as for a HEAD), or None when it did not come from an S3 response."""
-    response = _response(exc)
-    if response is None:
-        return None
-    code = (response.get("Error") or {}).get("Code")
-    if code:
-        return str(code)
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return str(status) if status else None
+class S3Timeout(Exception):
+    """The endpoint did not answer in time, on every try."""
 
 
-def is_code(exc: BaseException, codes: str | tuple[str, ...]) -> bool:
-    code = error_code(exc)
-    return code is not None and code in ((codes,) if isinstance(codes, str) else codes)
+def xml_text(element: ET.Element, name: str) -> str:
+    """The text of ``element``'s child ``name``, whatever namespace the server uses."""
+    for child in element:
+        if child.tag.rpartition("}")[2] == name:
+            return child.text or ""
+    return ""
 
 
-def is_timeout(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from an endpoint that did not answer in time (botocore's
-    ``ConnectTimeoutError`` / ``ReadTimeoutError``, or the event loop's own timeout)."""
-    import asyncio
+def xml_children(element: ET.Element, name: str) -> list[ET.Element]:
+    return [child for child in element if child.tag.rpartition("}")[2] == name]
 
-    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ConnectTimeoutError | ReadTimeoutError | asyncio.TimeoutError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+def error_from(status: int, headers: Message, body: bytes) -> S3Error:
+    code, message = str(status), ""
+    if body.lstrip().startswith(b"<"):
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            pass
+        else:
+            code = xml_text(root, "Code") or code
+            message = xml_text(root, "Message")
+    return S3Error(status, code, message, headers.get("x-amz-bucket-region"))

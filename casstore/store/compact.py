@@ -159,21 +159,33 @@ def maybe_compact(store: Store) -> Listed | None:
         return None  # another writer merged some of them first: its merge holds them
 
 
+#: Listings an index drop tries while concurrent merges replace what it listed.
+_RELISTS = 10
+
+
 def drop_packs(store: Store, packs: Iterable[str]) -> None:
     """Remove every index entry of ``packs`` (before the packs themselves are removed):
     their pack indexes go, and the merged indexes that name them are rewritten."""
     dropped = set(packs)
     if not dropped:
         return
-    store.packs.refresh()
-    affected = [
-        file.info
-        for file in store.packs.files()
-        if (file.info.pack in dropped)
-        or (file.info.merged is not None and dropped & set(file.packs()))
-    ]
-    if affected:
-        replace(store, affected, dropped)
+    for attempt in range(_RELISTS):
+        store.packs.refresh()
+        try:
+            affected = [
+                file.info
+                for file in store.packs.files()
+                if (file.info.pack in dropped)
+                or (file.info.merged is not None and dropped & set(file.packs()))
+            ]
+            if affected:
+                replace(store, affected, dropped)
+            return
+        except ObjectNotFound:
+            # Another writer merged some of them since the listing: their entries are in
+            # its merge now, which the next listing shows.
+            if attempt == _RELISTS - 1:
+                raise
 
 
 def consolidate(store: Store, drop: Iterable[str] = ()) -> Listed | None:
