@@ -10,11 +10,12 @@ import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from casstore.errors import BackendError, ObjectNotFound
+from casstore.errors import BackendError, CasError, ObjectNotFound
 from casstore.fileio import temp_file
 
 
@@ -32,6 +33,21 @@ class Backend(ABC):
     url: str
     #: False where every request has a real cost (S3): then listings replace many checks.
     requests_are_cheap = True
+
+    @contextmanager
+    def _translated(self, what: str, *, missing: str | None = None) -> Iterator[None]:
+        """Turn a third-party error raised inside into casstore's (:meth:`_translate`),
+        once, here; casstore's own pass unchanged."""
+        try:
+            yield
+        except CasError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, what, missing) from exc
+
+    def _translate(self, exc: Exception, what: str, missing: str | None) -> CasError:
+        """The casstore error for ``exc``; ``missing`` names the key a not-found means."""
+        return BackendError(f"{what}: {type(exc).__name__}: {exc}")
 
     @abstractmethod
     def open_read(self, key: str) -> BinaryIO:

@@ -10,7 +10,7 @@ import datetime
 import io
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -62,16 +62,6 @@ class FsspecBackend(Backend):
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
-    @contextmanager
-    def _translated(self, what: str, *, missing: str | None = None) -> Iterator[None]:
-        """Turn fsspec, botocore and network errors into casstore's, once, here."""
-        try:
-            yield
-        except CasError:
-            raise
-        except Exception as exc:  # botocore/aiohttp errors pass through fsspec too
-            raise self._translate(exc, what, missing) from exc
-
     def _translate(self, exc: Exception, what: str, missing: str | None) -> CasError:
         """The casstore error for ``exc``; ``missing`` names the key a not-found means."""
         if isinstance(exc, FileNotFoundError):
@@ -82,7 +72,7 @@ class FsspecBackend(Backend):
             return BackendError(f"{what}: access denied ({exc})")
         if isinstance(exc, OSError):
             return BackendError(f"{what}: {exc}")
-        return BackendError(f"{what}: {type(exc).__name__}: {exc}")
+        return super()._translate(exc, what, missing)
 
     def open_read(self, key: str) -> BinaryIO:
         with self._translated(f"cannot read {key}", missing=key):

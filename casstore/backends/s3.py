@@ -12,7 +12,6 @@ cheap or safe.
 from __future__ import annotations
 
 import base64
-import copy
 import datetime
 import hashlib
 import io
@@ -21,12 +20,11 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from xml.sax.saxutils import escape
 
-from casstore.backends import s3errors
+from casstore.backends import s3auth, s3errors, s3multipart
 from casstore.backends.base import Backend, KeyInfo
 from casstore.backends.s3errors import S3Error, S3Timeout, xml_children, xml_text
 from casstore.backends.s3http import S3Client
@@ -66,7 +64,6 @@ class S3Backend(Backend):
     def __init__(
         self, url: str, *, storage_options: dict[str, Any], concurrency: int = DEFAULT_CONCURRENCY
     ) -> None:
-        from casstore.backends import s3auth
         from casstore.config import S3Section, s3_client_options
 
         # Timeouts and retries: [s3] of store.toml, else its defaults.
@@ -83,8 +80,7 @@ class S3Backend(Backend):
             raise ConfigError(f"no bucket in {url}: s3://BUCKET[/PREFIX]")
         self.root = f"{self.bucket}/{prefix.strip('/')}".rstrip("/")
         client = dict(options.get("client_kwargs") or {})
-        # A deep copy: the retries dict is shared with the defaults.
-        self._limits: dict[str, Any] = copy.deepcopy(options["config_kwargs"])
+        self._limits: dict[str, Any] = options["config_kwargs"]
         credentials, region = s3auth.resolve(options, client.get("region_name"))
         try:
             self.client = S3Client(
@@ -114,16 +110,6 @@ class S3Backend(Backend):
 
     def _endpoint(self) -> str:
         return "the default endpoint" if self.client.aws else self.client.endpoint
-
-    @contextmanager
-    def _translated(self, what: str, *, missing: str | None = None) -> Iterator[None]:
-        """Turn the transport's errors into casstore's, once, here."""
-        try:
-            yield
-        except CasError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, what, missing) from exc
 
     def _translate(self, exc: Exception, what: str, missing: str | None) -> CasError:
         if isinstance(exc, S3Error):
@@ -266,19 +252,11 @@ class S3Backend(Backend):
                     return self._put(
                         key, lambda: FileSlice(local_path, 0, size), length=size, create=True
                     )
-                return self._multipart(local_path, key, size, part)
+                return s3multipart.upload(
+                    self.client, *self._split(key), local_path, size, part, self._map
+                )
         finally:
             local_path.unlink(missing_ok=True)
-
-    def _multipart(self, local_path: Path, key: str, size: int, part: int) -> bool:
-        from casstore.backends.s3multipart import upload
-
-        return upload(self.client, *self._split(key), local_path, size, part, self._map)
-
-    def _abort(self, bucket: str, name: str, upload: str) -> None:
-        from casstore.backends.s3multipart import abort
-
-        abort(self.client, bucket, name, upload)
 
     def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
         with self._translated("cannot store objects"):
@@ -348,7 +326,7 @@ class S3Backend(Backend):
         with self._translated(f"cannot move {src}", missing=src):
             source = "/".join(self._split(src))
             self.client.request(
-                "PUT", bucket, name, headers={"x-amz-copy-source": _quote(f"/{source}")}
+                "PUT", bucket, name, headers={"x-amz-copy-source": s3auth.quote_path(f"/{source}")}
             )
             self.client.request("DELETE", *self._split(src))
 
@@ -371,19 +349,13 @@ class S3Backend(Backend):
     def remove_leftovers(self, leftovers: Sequence[KeyInfo]) -> None:
         def abort(leftover: KeyInfo) -> None:
             key, _, upload = leftover.key.partition(_UPLOAD)
-            self._abort(*self._split(key), upload)
+            s3multipart.abort(self.client, *self._split(key), upload)
 
         with self._translated("cannot abort incomplete uploads"):
             self._map(abort, leftovers)
 
     def staging_dir(self) -> Path:
         return Path(self._staging.name)
-
-
-def _quote(path: str) -> str:
-    from casstore.backends.s3auth import quote_path
-
-    return quote_path(path)
 
 
 def _timestamp(text: str) -> float:

@@ -79,12 +79,6 @@ class _Connections:
         with self._lock:
             self._idle.append(conn)
 
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
 
 class S3Client:
     """Sends requests to one endpoint; path-style addressing except on AWS's own."""
@@ -133,10 +127,6 @@ class S3Client:
                 pool = _Connections(self._scheme, name, self._port, *self._timeouts)
                 self._pools[host] = pool
             return pool
-
-    def close(self) -> None:
-        for pool in list(self._pools.values()):
-            pool.close()
 
     def send(
         self,
