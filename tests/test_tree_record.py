@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from casstore.config import load_config
 from casstore.errors import ArchiveError, IntegrityError
@@ -203,3 +205,84 @@ def test_limits_are_inclusive_and_say_how_to_raise_them() -> None:
 def test_limits_come_from_store_toml(tmp_path: Path) -> None:
     (tmp_path / "store.toml").write_text('[tree]\nmax_entries = 7\nmax_record_bytes = "2KiB"\n')
     assert Limits.of(load_config(tmp_path / "store.toml")) == Limits(7, 2048)
+
+
+_PART = st.text(st.characters(codec="utf-8", blacklist_characters="/\x00"), min_size=1).filter(
+    lambda p: p not in (".", "..")
+)
+_ENTRY = st.builds(
+    lambda parts, kind, size, executable, target: (
+        Entry("/".join(parts), "file", size, D, executable)
+        if kind == "file"
+        else Entry("/".join(parts), kind, target=target if kind == "symlink" else "")
+    ),
+    st.lists(_PART, min_size=1, max_size=3),
+    st.sampled_from(["file", "symlink", "dir"]),
+    st.integers(0, 1 << 50),
+    st.booleans(),
+    st.text(st.characters(codec="utf-8"), max_size=20),
+)
+
+
+@given(st.lists(_ENTRY, max_size=12, unique_by=lambda e: e.path))
+def test_records_are_the_bytes_the_json_module_gives(entries: list[Entry]) -> None:
+    """The canonical bytes are json.dumps' (compact, UTF-8 unescaped): control
+    characters, quotes, backslashes, U+2028 and characters beyond the BMP included."""
+    try:
+        data = encode(entries)
+    except ArchiveError:
+        return  # nested below a leaf: check's business, tested on its own
+    ordered = sorted(entries, key=lambda e: e.path.encode())
+    assert data == record(*(e.as_record() for e in ordered))
+
+
+def _check_every_ancestor(ordered: list[Entry]) -> str | None:
+    """check's rules as plainly as they can be written: every ancestor of every entry."""
+    leaves: set[str] = set()
+    folders: set[str] = set()
+    for entry in ordered:
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in leaves:
+                return f"{entry.path!r}: written through the symlink or file {parent!r}"
+            if parent in folders:
+                return f"{parent!r}: listed as an empty folder, yet it holds entries"
+        (folders if entry.type == "dir" else leaves).add(entry.path)
+    return None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["a", "b", "a.b", "a-b", "é"]), min_size=1, max_size=4),
+            st.sampled_from(["file", "symlink", "dir"]),
+        ),
+        max_size=20,
+        unique_by=lambda t: "/".join(t[0]),
+    )
+)
+def test_check_refuses_what_checking_every_ancestor_refuses(
+    shapes: list[tuple[list[str], str]],
+) -> None:
+    """check skips the ancestors of a path whose folder its predecessor shared."""
+    kinds = {"file": "file", "symlink": "symlink", "dir": "dir"}
+    entries = [Entry("/".join(parts), kinds[kind], 1, D) for parts, kind in shapes]  # type: ignore[arg-type]
+    ordered = sorted(entries, key=lambda e: e.path.encode())
+    expected = _check_every_ancestor(ordered)
+    if expected is None:
+        check(ordered)
+    else:
+        with pytest.raises(ArchiveError, match=exactly(expected)):
+            check(ordered)
+
+
+@given(st.lists(st.sampled_from(["a", ".", "..", "", "é", ".b", "b."]), max_size=6).map("/".join))
+def test_normalised_paths_are_their_safe_parts(name: str) -> None:
+    """normalize_path returns some names as they are: exactly those the plain rule keeps."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if "\x00" in name or name.startswith("/") or ".." in parts:
+        with pytest.raises(ArchiveError):
+            normalize_path(name)
+    else:
+        assert normalize_path(name) == "/".join(parts)

@@ -418,18 +418,31 @@ def test_tar_reader_agrees_with_tarfile(fmt: int, tmp_path: Path) -> None:
         tar.addfile(link)
     path = tmp_path / "t.tar"
     path.write_bytes(buf.getvalue())
-    got = {}
-    for m in read_members(path):
-        got[m.path] = (m.type, m.executable, m.content.read() if m.content else m.target)
-    with tarfile.open(path) as tar:
-        for info in tar.getmembers():
-            if info.issym():
-                assert got[info.name] == ("symlink", False, info.linkname)
+    # A plain tar on disk is mapped (members come as views); a compressed one is a stream.
+    compressed = tmp_path / "t.tar.zst"
+    compressed.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    for source, mapped in ((path, True), (compressed, False)):
+        got: dict[str, tuple[str, bool, str | bytes]] = {}
+        for m in read_members(source):
+            assert (m.data is not None) == (mapped and m.type == "file")
+            if m.type == "symlink":
+                got[m.path] = (m.type, m.executable, m.target)
             else:
-                content = tar.extractfile(info)
-                assert content is not None
-                assert got[info.name] == ("file", bool(info.mode & 0o100), content.read())
-    assert len(got) == len(names) + 1
+                if m.data is not None:
+                    got[m.path] = (m.type, m.executable, bytes(m.data))
+                else:
+                    assert m.content is not None
+                    got[m.path] = (m.type, m.executable, m.content.read())
+        with tarfile.open(path) as tar:
+            for info in tar.getmembers():
+                if info.issym():
+                    assert got[info.name] == ("symlink", False, info.linkname)
+                else:
+                    extracted = tar.extractfile(info)
+                    assert extracted is not None
+                    expected = ("file", bool(info.mode & 0o100), extracted.read())
+                    assert got[info.name] == expected
+        assert len(got) == len(names) + 1
 
 
 def test_corrupt_tar_header_is_refused(tmp_path: Path) -> None:
@@ -562,3 +575,36 @@ def test_an_archive_streamed_from_a_damaged_store_never_passes_for_whole(
         raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
     with pytest.raises(tarfile.ReadError), tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         tar.getmembers()  # and so does Python's tarfile (GNU tar exits 2)
+
+
+def _file_resident_kib() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"RssFile:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_mapped_tar_keeps_resident_memory_bounded(tmp_path: Path) -> None:
+    """A plain tar on disk is mapped; what was read is let go, and a member larger than
+    MAPPED_MEMBER_MAX is read a piece at a time, so resident memory never grows with
+    the archive or a member (with neither, this read keeps about 250 MB resident)."""
+    from casstore.trees.archives import MAPPED_MEMBER_MAX, read_members
+    from casstore.trees.ingest import hash_member
+
+    path = tmp_path / "big.tar"
+    piece = random.Random(0).randbytes(1 << 20)
+    with tarfile.open(path, "w") as tar:
+        for i in range(150):
+            info = tarfile.TarInfo(f"small/{i:03}.bin")
+            info.size = len(piece)
+            tar.addfile(info, io.BytesIO(piece))
+        info = tarfile.TarInfo("large.bin")
+        info.size = MAPPED_MEMBER_MAX + (36 << 20)
+        tar.addfile(info, io.BytesIO(piece * (info.size >> 20)))
+    before = peak = _file_resident_kib()
+    mapped = 0
+    for member in read_members(path):
+        mapped += member.data is not None
+        hash_member(member)
+        peak = max(peak, _file_resident_kib())
+    assert mapped == 150  # the small ones were views: the mapped path was taken
+    assert (peak - before) << 10 < MAPPED_MEMBER_MAX + (24 << 20)

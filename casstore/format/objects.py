@@ -114,7 +114,7 @@ def one_shot_compressor(level: int) -> Any:
     return cache[level]
 
 
-def encode_bytes(data: bytes, level: int) -> tuple[bytes, int]:
+def encode_bytes(data: bytes | memoryview, level: int) -> tuple[bytes | memoryview, int]:
     """Return (stored payload without header, encoding) for small in-memory content."""
     compressed = one_shot_compressor(level).compress(data)
     if data and len(compressed) <= len(data) * (1 - MIN_SAVING):

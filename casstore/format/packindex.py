@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import msgspec
+
 from casstore.errors import IntegrityError
 from casstore.format import layout
 from casstore.format.digest import PREFIX
@@ -32,8 +34,10 @@ _INDEX_HEADER = struct.Struct("<4sBxxxQ")
 _ENTRY = struct.Struct("<32sQIII")
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(msgspec.Struct, frozen=True):
+    """Where a packed object lies. A Struct: one is made for every index lookup, ten
+    times faster than a frozen dataclass."""
+
     pack: str
     block_offset: int
     block_length: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from casstore.store.packs import PackWriter
 from casstore.store.staging import check_expected, publish_bytes
 
 if TYPE_CHECKING:
+    from pyfastcdc import Chunk
+
     from casstore.store.objects import Store
 
 #: Objects stored through a batch with a known size of at least this are chunked.
@@ -56,7 +59,7 @@ class Batch:
             return True
         return not small and self.store.backend.exists(layout.object_key(digest))
 
-    def put_bytes(self, data: bytes, *, known_absent: bool = False) -> str:
+    def put_bytes(self, data: bytes | memoryview, *, known_absent: bool = False) -> str:
         """Store ``data``; returns its digest. Everything is published by :meth:`flush`."""
         digest = hash_bytes(data)
         if len(data) > MAX_PACKED_SIZE:
@@ -68,7 +71,7 @@ class Batch:
             self._writer.add(digest, data)
         return digest
 
-    def _publish_loose(self, digest: str, data: bytes, *, check: bool) -> None:
+    def _publish_loose(self, digest: str, data: bytes | memoryview, *, check: bool) -> None:
         """Store a large object on another thread; with ``check``, unless stored already
         (asked there too: on S3 that is a request, and several run at once)."""
         if self._loose is None:
@@ -120,20 +123,44 @@ class Batch:
             return self.put_bytes(data)
         return self.store.put_stream(stream, expected=expected).digest
 
+    def put_buffer(self, data: bytes | memoryview) -> str:
+        """Store content already in memory (a view of a mapped archive, say): small
+        content packed, large content cut into chunks where it lies, never copied."""
+        if len(data) < CHUNKED_MIN:
+            return self.put_bytes(data)
+        from pyfastcdc import FastCDC
+
+        # Hashed whole at once, on every core, and cut into views of it.
+        return self._put_chunks(FastCDC(CDC_AVERAGE).cut_buf(data), whole=data)
+
     def put_chunked(self, stream: Readable, *, expected: str | None = None) -> str:
         """Store a stream as content-defined chunks (each an object, deduplicated with
         every other) plus a chunk list under the digest of the whole content.
 
         The list is published by :meth:`flush`, after its chunks.
         """
-        from blake3 import blake3
         from pyfastcdc import FastCDC
 
+        return self._put_chunks(FastCDC(CDC_AVERAGE).cut_stream(stream), expected=expected)
+
+    def _put_chunks(
+        self,
+        pieces: Iterable[Chunk],
+        *,
+        whole: bytes | memoryview | None = None,
+        expected: str | None = None,
+    ) -> str:
+        from blake3 import blake3
+
         hasher = blake3(max_threads=blake3.AUTO)
+        if whole is not None:
+            hasher.update(whole)
         chunks: list[tuple[str, int]] = []
-        for piece in FastCDC(CDC_AVERAGE).cut_stream(stream):
-            data = bytes(piece.data)
-            hasher.update(data)
+        for piece in pieces:
+            # A stream's chunker reuses its buffer: its pieces are copied, a buffer's not.
+            data = piece.data if whole is not None else bytes(piece.data)
+            if whole is None:
+                hasher.update(data)
             chunks.append((self.put_bytes(data), len(data)))
         digest = PREFIX + hasher.hexdigest()
         check_expected(digest, expected)

@@ -174,16 +174,22 @@ class IndexFile:
 
     def find(self, raw: bytes) -> list[Location]:
         """Every location this file gives for the object (several packs may hold it)."""
-        self._load()
-        if self._data is not None and self._count <= DICT_LIMIT:
-            if self._dict is None:
-                self._build_dict()
-            assert self._dict is not None
-            row = self._dict.get(raw)
-            if row is None:
-                return []
-        else:
-            row = self._first(raw)
+        if not self._loaded:
+            self._load()
+        data = self._data
+        if data is not None and self._count <= DICT_LIMIT:
+            # Asked for every file of a snapshot: one probe, then the rows in place.
+            row = (self._dict or self._build_dict()).get(raw)
+            found = []
+            size, count = self._entry.size, self._count
+            while row is not None and row < count:
+                at = self._start + row * size
+                if data[at : at + 32] != raw:  # a row's digest leads it: no need to decode
+                    break
+                found.append(self._decode(data, at)[2])
+                row += 1
+            return found
+        row = self._first(raw)
         found = []
         lo, hi = self._span(raw)
         buffer, base = self._rows(lo, hi)
@@ -195,7 +201,7 @@ class IndexFile:
             row += 1
         return found
 
-    def _build_dict(self) -> None:
+    def _build_dict(self) -> dict[bytes, int]:
         assert self._data is not None
         data, size, start = self._data, self._entry.size, self._start
         table = {}
@@ -204,6 +210,7 @@ class IndexFile:
             table[bytes(data[at : at + 32])] = row
         with self._lock:
             self._dict = table
+        return table
 
     def with_prefix(self, hexprefix: str) -> Iterator[str]:
         """Digests of this file that start with ``hexprefix`` (at least 8 hex characters)."""
@@ -309,8 +316,7 @@ class IndexSet:
         return None
 
     def pack_exists(self, pack: str) -> bool:
-        with self._lock:
-            known = self._exists.get(pack)
+        known = self._exists.get(pack)  # one atomic lookup, asked for every file: no lock
         if known is None:
             known = self._backend.exists(layout.pack_key(pack))
             with self._lock:

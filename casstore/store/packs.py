@@ -222,10 +222,9 @@ class PackWriter:
 
     def holds(self, digest: str) -> bool:
         """Added and not yet published: present for a writer, not yet readable."""
-        with self._done_lock:
-            return digest in self._pending
+        return digest in self._pending  # one atomic test, asked for every file: no lock
 
-    def add(self, digest: str, content: bytes) -> None:
+    def add(self, digest: str, content: bytes | memoryview) -> None:
         if not isinstance(content, bytes):  # kept until its block is sealed: never a view
             content = bytes(content)  # of a buffer its owner may write to meanwhile
         with self._lock:

@@ -57,7 +57,9 @@ def _synced(f: BinaryIO) -> None:
         raise staging_error(exc) from exc
 
 
-def publish_bytes(backend: Backend, digest: str, data: bytes, level: int) -> tuple[int, str]:
+def publish_bytes(
+    backend: Backend, digest: str, data: bytes | memoryview, level: int
+) -> tuple[int, str]:
     """Encode and publish in-memory content; returns (stored size, encoding)."""
     payload, encoding = objects.encode_bytes(data, level)
     with temp_file(backend.staging_dir()) as (f, tmp):

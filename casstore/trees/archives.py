@@ -15,7 +15,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,11 +24,14 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from casstore.errors import ArchiveError, CasError
 from casstore.format.layout import MARKER
 from casstore.format.tree import Kind, normalize_path
-from casstore.trees.tarstream import MAX_META, TarHeader, TarReader
+from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader
 
 if TYPE_CHECKING:
     from casstore.format.objects import Readable
 
+#: Members of a mapped tar up to this size come whole, as views; larger ones are read
+#: a piece at a time, so that resident memory never grows with a member.
+MAPPED_MEMBER_MAX = 64 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
 _EXECUTABLE = stat.S_IXUSR
@@ -50,6 +53,9 @@ class Member:
     target: str = ""
     #: For files: the content, to be read before the next member is asked for.
     content: IO[bytes] | None = None
+    #: For files, instead of ``content`` when having it whole costs no copy (a view
+    #: of a mapped archive): the whole content.
+    data: memoryview | None = None
     #: For tar hard links: the path of the earlier member with the content.
     hardlink: str = ""
 
@@ -92,7 +98,7 @@ def read_members(
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             yield from _zip_members(f, counter, str(source))
         else:
-            yield from _tar_members(f, counter, str(source))
+            yield from _tar_members(f, counter, str(source), mappable=True)
 
 
 def detect_compression(head: bytes) -> str | None:
@@ -157,7 +163,8 @@ class Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
+def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Mapped:
+    """The tar stream inside ``stream``; mapped when ``mappable``, plain and a file."""
     head = stream.read(512)
     compression = detect_compression(head)
     raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
@@ -169,6 +176,9 @@ def _decompressed(stream: BinaryIO, what: str) -> IO[bytes]:
             raise ArchiveError(
                 f"{what}: not a folder, a tar archive (plain or compressed) or a zip"
             )
+        if mappable and stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            with suppress(OSError):  # no room to map it (a ulimit -v): read it instead
+                return Mapped(stream.fileno())
         return raw
     if compression == "zst":
         import zstandard
@@ -238,11 +248,16 @@ def _corrupt_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _tar_members(stream: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+def _tar_members(
+    stream: BinaryIO, counter: _Counter, what: str, *, mappable: bool = False
+) -> Iterator[Member]:
     # Closed here, never left to the garbage collector: igzip's reader joins its
     # thread on close, which deadlocks when a collection runs inside threading's own
     # bookkeeping (seen as a hang of a test on a loaded machine).
-    with corrupt_as_archive_error(what), _decompressed(stream, what) as decompressed:
+    with (
+        corrupt_as_archive_error(what),
+        closing(_decompressed(stream, what, mappable)) as decompressed,
+    ):
         reader = TarReader(decompressed, what)
         for header in reader.headers():
             member = _tar_member(header, reader, counter)
@@ -259,6 +274,8 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
     executable = bool(header.mode & _EXECUTABLE)
     if header.kind == "file":
         counter.add(header.size, header.name)
+        if reader.mapped and header.size <= MAPPED_MEMBER_MAX:
+            return Member(path, "file", header.size, executable, data=reader.view())
         return Member(path, "file", header.size, executable, content=reader)  # type: ignore[arg-type]
     if header.kind == "dir":
         return Member(path, "dir")

@@ -16,7 +16,7 @@ from blake3 import blake3
 
 from casstore.errors import ArchiveError
 from casstore.format import tree
-from casstore.format.digest import PREFIX
+from casstore.format.digest import PREFIX, hash_bytes
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import DEFAULT_LIMITS, Entry, Limits
 from casstore.trees.archives import (
@@ -85,14 +85,20 @@ def build(
             entries.append(Entry(member.path, "file", size, digest, executable))
     # Folders that hold something are implied by their contents: only empty ones stay.
     parents: set[str] = set()
+    last = ""
     for entry in entries:
-        parts = entry.path.split("/")
-        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        folder = entry.path.rpartition("/")[0]
+        if folder != last:  # members come folder by folder: each folder's parents once
+            last = folder
+            parts = folder.split("/")
+            parents.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
     kept = [e for e in entries if e.type != "dir" or e.path not in parents]
     return tree.encode(kept), len(files), total
 
 
 def hash_member(member: Member) -> str:
+    if member.data is not None:
+        return hash_bytes(member.data)
     assert member.content is not None
     hasher = blake3()
     while piece := member.content.read(IO_SIZE):
@@ -139,6 +145,8 @@ def put_tree(
     with store.batch() as batch:
 
         def store_member(member: Member) -> str:
+            if member.data is not None:
+                return batch.put_buffer(member.data)
             assert member.content is not None
             return batch.put_stream(member.content, size=member.size)
 

@@ -50,6 +50,10 @@ class BatchWriter(Protocol):
         """Store ``size`` bytes of ``stream``; returns the digest."""
         ...
 
+    def put_buffer(self, data: bytes | memoryview) -> str:
+        """Store content already in memory, without copying it; returns the digest."""
+        ...
+
     def flush(self) -> None:
         """Publish what was stored so far (durably)."""
         ...

@@ -8,13 +8,18 @@ header's checksum, so garbage and truncation are errors, not silent data.
 
 from __future__ import annotations
 
+import mmap
+import os
+import zlib
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
 from casstore.errors import ArchiveError
 
 BLOCK = 512
+_ZEROS = bytes(BLOCK)
 #: The most a long name, a long link target (GNU ``L``/``K``) or a PAX header may hold:
 #: far above any real path (Linux's PATH_MAX is 4096), far below what memory notices.
 MAX_META = 1 << 20
@@ -61,8 +66,10 @@ def _text(field: bytes) -> str:
 
 def _checksum_ok(header: bytes, what: str) -> bool:
     stored = _number(header[148:156], what)
-    # Its own field counts as spaces; the trailing zeros (most of a header) add nothing.
-    unsigned = sum(header.rstrip(b"\0")) - sum(header[148:156]) + 8 * 32
+    # Its own field counts as spaces. The byte sum in C: Adler-32's low half is 1 plus
+    # the sum modulo 65521, and 256 bytes sum to at most 65280 (a third of the cost).
+    whole = (zlib.adler32(header[:256]) & 0xFFFF) + (zlib.adler32(header[256:]) & 0xFFFF) - 2
+    unsigned = whole - sum(header[148:156]) + 8 * 32
     if stored == unsigned:
         return True
     # Some old writers summed signed bytes (counted only then: it costs a pass).
@@ -96,27 +103,96 @@ def _pax_size(text: str, name: str) -> int:
     return int(text)
 
 
+class _Source(Protocol):
+    def read(self, n: int = -1, /) -> bytes | memoryview: ...
+
+
+class Mapped:
+    """A regular file read through a memory map: each read is a view, not a copy.
+
+    A plain tar on disk is most of a snapshot's bytes; read as a stream, every
+    member was copied twice (into a buffer, then out of it) before being hashed.
+    Pages behind the reads are let go as it goes, so resident memory stays bounded
+    by ``KEEP``, not by the archive (a view read again faults its pages back in).
+    Views stay valid while anyone holds one, after :meth:`close` too.
+    """
+
+    #: Bytes read and still mapped in, at most, before those behind the last read go.
+    KEEP = 16 << 20
+
+    def __init__(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else None
+        if self._map is not None:
+            self._map.madvise(mmap.MADV_SEQUENTIAL)  # read ahead, as a stream would
+        self._view = memoryview(self._map) if self._map is not None else memoryview(b"")
+        self._pos = self._dropped = 0
+
+    def read(self, n: int = -1, /) -> memoryview:
+        start = self._pos
+        self._advance(len(self._view) - start if n < 0 else n)
+        return self._view[start : self._pos]
+
+    def block(self, n: int) -> bytes:
+        """A copy of the next ``n`` bytes or fewer (a header: one object, not two)."""
+        start = self._pos
+        self._advance(n)
+        return self._map[start : self._pos] if self._map is not None else b""
+
+    def skip(self, n: int) -> bool:
+        """Past the next ``n`` bytes; False when fewer are left."""
+        left = len(self._view) - self._pos
+        self._advance(n)
+        return left >= n
+
+    def _advance(self, n: int) -> None:
+        start = self._pos
+        self._pos = min(len(self._view), start + n)
+        if start - self._dropped > self.KEEP:
+            assert self._map is not None
+            until = start - start % mmap.PAGESIZE  # what is being read now stays in
+            self._map.madvise(mmap.MADV_DONTNEED, self._dropped, until - self._dropped)
+            self._dropped = until
+
+    def close(self) -> None:
+        self._view.release()
+        if self._map is not None:
+            # A view still held (a large object being stored) keeps the map: it goes with it.
+            with suppress(BufferError):
+                self._map.close()
+
+
 class TarReader:
     """Iterate headers with :meth:`headers`; read each file's data with :meth:`read`
-    before asking for the next header."""
+    before asking for the next header. Reads are views when the source is
+    :class:`Mapped`."""
 
-    def __init__(self, stream: IO[bytes], what: str) -> None:
-        self._stream = stream
+    def __init__(self, stream: IO[bytes] | _Source, what: str) -> None:
+        self._stream: _Source = stream
+        self._mapped = stream if isinstance(stream, Mapped) else None
         self._what = what
         self._remaining = 0
         self._padding = 0
 
-    def _exact(self, n: int) -> bytes:
+    def _exact(self, n: int) -> bytes | memoryview:
         data = self._stream.read(n)
         if len(data) != n:
             raise ArchiveError(f"{self._what}: a truncated archive")
         return data
 
+    def _block(self, n: int) -> bytes:
+        """The next ``n`` bytes (a header, or fewer at the end), as bytes."""
+        return self._mapped.block(n) if self._mapped is not None else self._stream.read(n)  # type: ignore[return-value]
+
     def _skip_data(self) -> None:
         left = self._remaining + self._padding
+        self._remaining = self._padding = 0
+        if self._mapped is not None:
+            if not self._mapped.skip(left):
+                raise ArchiveError(f"{self._what}: a truncated archive")
+            return
         while left:
             left -= len(self._exact(min(left, 1 << 20)))
-        self._remaining = self._padding = 0
 
     def _drain(self) -> None:
         # Read to the end: a compressed stream's checksum comes last, so data damaged
@@ -128,9 +204,21 @@ class TarReader:
                 limit = MAX_TRAILER >> 20
                 raise ArchiveError(f"{self._what}: over {limit} MiB after the end-of-archive block")
 
+    @property
+    def mapped(self) -> bool:
+        return self._mapped is not None
+
+    def view(self) -> memoryview:
+        """The current member's data whole, from a mapped source (no copy)."""
+        data = self._take(self._remaining)
+        assert isinstance(data, memoryview)
+        return data
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current member's data (all of it with -1)."""
-        n = self._remaining if n < 0 else min(n, self._remaining)
+        return bytes(self._take(self._remaining if n < 0 else min(n, self._remaining)))
+
+    def _take(self, n: int) -> bytes | memoryview:
         data = self._exact(n)
         self._remaining -= n
         return data
@@ -139,12 +227,13 @@ class TarReader:
         long_name = long_link = ""
         pax: dict[str, str] = {}
         while True:
-            self._skip_data()
-            header = self._stream.read(BLOCK)
-            if header == bytes(BLOCK) and not (pax or long_name or long_link):
+            if self._remaining or self._padding:
+                self._skip_data()
+            header = self._block(BLOCK)
+            if header == _ZEROS and not (pax or long_name or long_link):
                 self._drain()  # end of archive (a second zero block may follow)
                 return
-            if len(header) != BLOCK or header == bytes(BLOCK):
+            if len(header) != BLOCK or header == _ZEROS:
                 # A tar cut at a member boundary ends without its zero block: without
                 # that check it would read as a smaller snapshot.
                 raise ArchiveError(f"{self._what}: a truncated archive (no end-of-archive block)")
@@ -160,8 +249,10 @@ class TarReader:
                         f"{self._what}: a tar header claims {size} bytes of long name or PAX "
                         f"data (at most {MAX_META} are read)"
                     )
-                data = self._exact(size)
-                self._exact(-size % BLOCK)
+                data = self._block(size)
+                if len(data) != size:
+                    raise ArchiveError(f"{self._what}: a truncated archive")
+                self._remaining, self._padding = 0, -size % BLOCK
                 if typeflag == b"L":
                     long_name = _text(data)
                 elif typeflag == b"K":
@@ -169,16 +260,27 @@ class TarReader:
                 elif typeflag == b"x":
                     pax.update(_pax(data, self._what))
                 continue  # a global PAX header ('g') describes no member
-            name = _text(header[0:100])
-            if header[257:262] == b"ustar" and header[345:500].strip(b"\x00"):
-                name = _text(header[345:500]) + "/" + name
-            name = pax.get("path", long_name or name)
-            linkname = pax.get("linkpath", long_link or _text(header[157:257]))
+            # Fields decoded only when used: names when no PAX or GNU header gives one,
+            # link targets for links (a few microseconds of every member).
+            if "path" in pax:
+                name = pax["path"]
+            elif long_name:
+                name = long_name
+            else:
+                name = _text(header[0:100])
+                if header[257:262] == b"ustar" and header[345:500].strip(b"\x00"):
+                    name = _text(header[345:500]) + "/" + name
             if "size" in pax:
                 size = _pax_size(pax["size"], name)
             kind = TYPES.get(typeflag)
             if kind is None:
                 raise ArchiveError(f"{name!r}: an unsupported tar member type {typeflag!r}")
+            if "linkpath" in pax:
+                linkname = pax["linkpath"]
+            elif long_link or kind not in ("symlink", "hardlink"):
+                linkname = long_link
+            else:
+                linkname = _text(header[157:257])
             long_name = long_link = ""
             pax = {}
             if kind == "file" and name.endswith("/"):
