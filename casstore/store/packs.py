@@ -14,6 +14,7 @@ and verifies like a loose one (``docs/FORMAT.md``).
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 import threading
@@ -186,6 +187,12 @@ def read_span(
             yield offset, exc
 
 
+def _read_only_map(content: bytes | memoryview) -> bool:
+    return (
+        isinstance(content, memoryview) and content.readonly and isinstance(content.obj, mmap.mmap)
+    )
+
+
 class PackWriter:
     """Gathers small objects into blocks, compresses blocks on every core, writes
     them in order to a pack, and publishes the pack, then its index, on another
@@ -202,7 +209,7 @@ class PackWriter:
         self._lock = threading.RLock()
         # The block being filled, as its objects: joined on a compressing thread, not
         # copied twice on this one (which parses a snapshot).
-        self._block: list[bytes] = []
+        self._block: list[bytes | memoryview] = []
         self._block_size = 0
         self._block_rows: list[tuple[str, int, int]] = []
         self._sealed: list[tuple[Future[bytes], list[tuple[str, int, int]]]] = []
@@ -225,12 +232,15 @@ class PackWriter:
         return digest in self._pending  # one atomic test, asked for every file: no lock
 
     def add(self, digest: str, content: bytes | memoryview) -> None:
-        if not isinstance(content, bytes):  # kept until its block is sealed: never a view
-            content = bytes(content)  # of a buffer its owner may write to meanwhile
+        # Kept until its block is sealed: never a view of a buffer its owner may write
+        # to meanwhile. A view of a read-only map (a tar on disk) is kept as it is: the
+        # compressing thread copies it once, into the block.
+        if not isinstance(content, bytes) and not _read_only_map(content):
+            content = bytes(content)
         with self._lock:
             self._add(digest, content)
 
-    def _add(self, digest: str, content: bytes) -> None:
+    def _add(self, digest: str, content: bytes | memoryview) -> None:
         with self._done_lock:
             if digest in self._pending:
                 return
@@ -241,7 +251,7 @@ class PackWriter:
         if self._block_size >= BLOCK_SIZE:
             self._seal()
 
-    def _compress(self, pieces: list[bytes]) -> bytes:
+    def _compress(self, pieces: list[bytes | memoryview]) -> bytes:
         try:
             return bytes(one_shot_compressor(self._level).compress(b"".join(pieces)))
         finally:
