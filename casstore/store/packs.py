@@ -187,9 +187,11 @@ def read_span(
             yield offset, exc
 
 
-def _read_only_map(content: bytes | memoryview) -> bool:
+def _immutable_view(content: object) -> bool:
     return (
-        isinstance(content, memoryview) and content.readonly and isinstance(content.obj, mmap.mmap)
+        isinstance(content, memoryview)
+        and content.readonly
+        and isinstance(content.obj, (bytes, mmap.mmap))
     )
 
 
@@ -233,9 +235,9 @@ class PackWriter:
 
     def add(self, digest: str, content: bytes | memoryview) -> None:
         # Kept until its block is sealed: never a view of a buffer its owner may write
-        # to meanwhile. A view of a read-only map (a tar on disk) is kept as it is: the
-        # compressing thread copies it once, into the block.
-        if not isinstance(content, bytes) and not _read_only_map(content):
+        # to meanwhile. A view of bytes or of a read-only map (a tar read for a tree) is
+        # kept as it is: the compressing thread copies it once, into the block.
+        if not isinstance(content, bytes) and not _immutable_view(content):
             content = bytes(content)
         with self._lock:
             self._add(digest, content)

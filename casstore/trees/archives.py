@@ -24,14 +24,14 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from casstore.errors import ArchiveError, CasError
 from casstore.format.layout import MARKER
 from casstore.format.tree import Kind, normalize_path
-from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader
+from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader, Windowed
 
 if TYPE_CHECKING:
     from casstore.format.objects import Readable
 
-#: Members of a mapped tar up to this size come whole, as views; larger ones are read
-#: a piece at a time, so that resident memory never grows with a member.
-MAPPED_MEMBER_MAX = 64 << 20
+#: Tar members up to this size come whole, as views of the archive; larger ones are
+#: read a piece at a time, so that memory never grows with a member.
+VIEWED_MEMBER_MAX = 64 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
 _EXECUTABLE = stat.S_IXUSR
@@ -54,7 +54,7 @@ class Member:
     #: For files: the content, to be read before the next member is asked for.
     content: IO[bytes] | None = None
     #: For files, instead of ``content`` when having it whole costs no copy (a view
-    #: of a mapped archive): the whole content.
+    #: of a tar, mapped or read a window at a time): the whole content.
     data: memoryview | None = None
     #: For tar hard links: the path of the earlier member with the content.
     hardlink: str = ""
@@ -248,6 +248,10 @@ def _corrupt_errors() -> tuple[type[Exception], ...]:
     )
 
 
+def _viewed(source: IO[bytes] | Mapped) -> Mapped | Windowed:
+    return source if isinstance(source, Mapped) else Windowed(source)
+
+
 def _tar_members(
     stream: BinaryIO, counter: _Counter, what: str, *, mappable: bool = False
 ) -> Iterator[Member]:
@@ -256,7 +260,7 @@ def _tar_members(
     # bookkeeping (seen as a hang of a test on a loaded machine).
     with (
         corrupt_as_archive_error(what),
-        closing(_decompressed(stream, what, mappable)) as decompressed,
+        closing(_viewed(_decompressed(stream, what, mappable))) as decompressed,
     ):
         reader = TarReader(decompressed, what)
         for header in reader.headers():
@@ -274,7 +278,7 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
     executable = bool(header.mode & _EXECUTABLE)
     if header.kind == "file":
         counter.add(header.size, header.name)
-        if reader.mapped and header.size <= MAPPED_MEMBER_MAX:
+        if reader.viewed and header.size <= VIEWED_MEMBER_MAX:
             return Member(path, "file", header.size, executable, data=reader.view())
         return Member(path, "file", header.size, executable, content=reader)  # type: ignore[arg-type]
     if header.kind == "dir":

@@ -162,14 +162,78 @@ class Mapped:
                 self._map.close()
 
 
+class Windowed:
+    """A stream (a decompressor, a pipe) read a window at a time: each read is a view of
+    the window, as :class:`Mapped` gives, so members are not copied out one by one. A
+    read that crosses windows gets a window of its own. Views hold immutable bytes."""
+
+    WINDOW = 4 << 20
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._buf = b""
+        self._view = memoryview(self._buf)
+        self._off = 0
+
+    def _have(self, n: int) -> int:
+        """How many of the next ``n`` bytes there are (fewer only at the end), all in
+        the window from ``_off`` (``n`` < 0: everything left)."""
+        left = len(self._buf) - self._off
+        if 0 <= n <= left:
+            return n
+        pieces: list[bytes | memoryview] = [self._view[self._off :]] if left else []
+        total = left
+        while n < 0 or total < n:
+            data = self._stream.read(self.WINDOW if n < 0 else max(self.WINDOW, n - total))
+            if not data:
+                break
+            pieces.append(data)
+            total += len(data)
+        one = len(pieces) == 1 and isinstance(pieces[0], bytes)
+        self._buf = pieces[0] if one else b"".join(pieces)  # type: ignore[assignment]
+        self._view, self._off = memoryview(self._buf), 0
+        return total if n < 0 else min(n, total)
+
+    def read(self, n: int = -1, /) -> memoryview:
+        n = self._have(n)  # may move the window: the start is read after it
+        start = self._off
+        self._off += n
+        return self._view[start : self._off]
+
+    def block(self, n: int) -> bytes:
+        """A copy of the next ``n`` bytes or fewer (a header)."""
+        n = self._have(n)
+        start = self._off
+        self._off += n
+        return self._buf[start : self._off]
+
+    def skip(self, n: int) -> bool:
+        """Past the next ``n`` bytes; False when fewer are left."""
+        left = len(self._buf) - self._off
+        if n <= left:
+            self._off += n
+            return True
+        n -= left
+        self._buf, self._view, self._off = b"", memoryview(b""), 0
+        while n:
+            data = self._stream.read(min(n, self.WINDOW))
+            if not data:
+                return False
+            n -= len(data)
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+
+
 class TarReader:
     """Iterate headers with :meth:`headers`; read each file's data with :meth:`read`
     before asking for the next header. Reads are views when the source is
-    :class:`Mapped`."""
+    :class:`Mapped` or :class:`Windowed`."""
 
     def __init__(self, stream: IO[bytes] | _Source, what: str) -> None:
         self._stream: _Source = stream
-        self._mapped = stream if isinstance(stream, Mapped) else None
+        self._viewed = stream if isinstance(stream, (Mapped, Windowed)) else None
         self._what = what
         self._remaining = 0
         self._padding = 0
@@ -182,13 +246,13 @@ class TarReader:
 
     def _block(self, n: int) -> bytes:
         """The next ``n`` bytes (a header, or fewer at the end), as bytes."""
-        return self._mapped.block(n) if self._mapped is not None else self._stream.read(n)  # type: ignore[return-value]
+        return self._viewed.block(n) if self._viewed is not None else self._stream.read(n)  # type: ignore[return-value]
 
     def _skip_data(self) -> None:
         left = self._remaining + self._padding
         self._remaining = self._padding = 0
-        if self._mapped is not None:
-            if not self._mapped.skip(left):
+        if self._viewed is not None:
+            if not self._viewed.skip(left):
                 raise ArchiveError(f"{self._what}: a truncated archive")
             return
         while left:
@@ -205,11 +269,12 @@ class TarReader:
                 raise ArchiveError(f"{self._what}: over {limit} MiB after the end-of-archive block")
 
     @property
-    def mapped(self) -> bool:
-        return self._mapped is not None
+    def viewed(self) -> bool:
+        """Reads are views (the source is :class:`Mapped` or :class:`Windowed`)."""
+        return self._viewed is not None
 
     def view(self) -> memoryview:
-        """The current member's data whole, from a mapped source (no copy)."""
+        """The current member's data whole, from a viewed source (no copy)."""
         data = self._take(self._remaining)
         assert isinstance(data, memoryview)
         return data
