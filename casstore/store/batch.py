@@ -157,9 +157,9 @@ class Batch:
             hasher.update(whole)
         chunks: list[tuple[str, int]] = []
         for piece in pieces:
-            # A stream's chunker reuses its buffer: its pieces are copied, a buffer's not.
-            data = piece.data if whole is not None else bytes(piece.data)
-            if whole is None:
+            data: bytes | memoryview = piece.data  # of ``whole``, or of a stream chunker
+            if whole is None:  # which reuses its buffer: copied
+                data = bytes(data)
                 hasher.update(data)
             chunks.append((self.put_bytes(data), len(data)))
         digest = PREFIX + hasher.hexdigest()

@@ -176,23 +176,17 @@ class IndexFile:
         """Every location this file gives for the object (several packs may hold it)."""
         if not self._loaded:
             self._load()
-        data = self._data
-        if data is not None and self._count <= DICT_LIMIT:
-            # Asked for every file of a snapshot: one probe, then the rows in place.
-            row = (self._dict or self._build_dict()).get(raw)
-            found = []
-            size, count = self._entry.size, self._count
-            while row is not None and row < count:
-                at = self._start + row * size
-                if data[at : at + 32] != raw:  # a row's digest leads it: no need to decode
-                    break
-                found.append(self._decode(data, at)[2])
-                row += 1
-            return found
-        row = self._first(raw)
+        if self._data is not None and self._count <= DICT_LIMIT:
+            # Asked for every file of a snapshot: one probe, the rows read in place.
+            found_row = (self._dict or self._build_dict()).get(raw)
+            if found_row is None:
+                return []
+            row, lo, hi, buffer, base = found_row, 0, self._count, self._data, self._start
+        else:
+            row = self._first(raw)
+            lo, hi = self._span(raw)
+            buffer, base = self._rows(lo, hi)
         found = []
-        lo, hi = self._span(raw)
-        buffer, base = self._rows(lo, hi)
         while row < hi:
             at = base + (row - lo) * self._entry.size
             if buffer[at : at + 32] != raw:  # a row's digest leads it: no need to decode

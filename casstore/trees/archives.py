@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from casstore.errors import ArchiveError, CasError
 from casstore.format.layout import MARKER
 from casstore.format.tree import Kind, normalize_path
-from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader, Windowed
+from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader
 
 if TYPE_CHECKING:
     from casstore.format.objects import Readable
@@ -248,10 +248,6 @@ def _corrupt_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _viewed(source: IO[bytes] | Mapped) -> Mapped | Windowed:
-    return source if isinstance(source, Mapped) else Windowed(source)
-
-
 def _tar_members(
     stream: BinaryIO, counter: _Counter, what: str, *, mappable: bool = False
 ) -> Iterator[Member]:
@@ -260,7 +256,7 @@ def _tar_members(
     # bookkeeping (seen as a hang of a test on a loaded machine).
     with (
         corrupt_as_archive_error(what),
-        closing(_viewed(_decompressed(stream, what, mappable))) as decompressed,
+        closing(_decompressed(stream, what, mappable)) as decompressed,
     ):
         reader = TarReader(decompressed, what)
         for header in reader.headers():
@@ -278,7 +274,7 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
     executable = bool(header.mode & _EXECUTABLE)
     if header.kind == "file":
         counter.add(header.size, header.name)
-        if reader.viewed and header.size <= VIEWED_MEMBER_MAX:
+        if header.size <= VIEWED_MEMBER_MAX:
             return Member(path, "file", header.size, executable, data=reader.view())
         return Member(path, "file", header.size, executable, content=reader)  # type: ignore[arg-type]
     if header.kind == "dir":

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO
 
 from casstore.errors import ArchiveError
 
@@ -103,10 +103,6 @@ def _pax_size(text: str, name: str) -> int:
     return int(text)
 
 
-class _Source(Protocol):
-    def read(self, n: int = -1, /) -> bytes | memoryview: ...
-
-
 class Mapped:
     """A regular file read through a memory map: each read is a view, not a copy.
 
@@ -128,9 +124,10 @@ class Mapped:
         self._view = memoryview(self._map) if self._map is not None else memoryview(b"")
         self._pos = self._dropped = 0
 
-    def read(self, n: int = -1, /) -> memoryview:
+    def read(self, n: int) -> memoryview:
+        """A view of the next ``n`` bytes or fewer."""
         start = self._pos
-        self._advance(len(self._view) - start if n < 0 else n)
+        self._advance(n)
         return self._view[start : self._pos]
 
     def block(self, n: int) -> bytes:
@@ -165,7 +162,8 @@ class Mapped:
 class Windowed:
     """A stream (a decompressor, a pipe) read a window at a time: each read is a view of
     the window, as :class:`Mapped` gives, so members are not copied out one by one. A
-    read that crosses windows gets a window of its own. Views hold immutable bytes."""
+    read that crosses windows is joined (only the bytes asked for). Views hold
+    immutable bytes."""
 
     WINDOW = 4 << 20
 
@@ -175,37 +173,39 @@ class Windowed:
         self._view = memoryview(self._buf)
         self._off = 0
 
-    def _have(self, n: int) -> int:
-        """How many of the next ``n`` bytes there are (fewer only at the end), all in
-        the window from ``_off`` (``n`` < 0: everything left)."""
-        left = len(self._buf) - self._off
-        if 0 <= n <= left:
-            return n
-        pieces: list[bytes | memoryview] = [self._view[self._off :]] if left else []
+    def read(self, n: int) -> memoryview:
+        """A view of the next ``n`` bytes or fewer (fewer only at the end)."""
+        off, left = self._off, len(self._buf) - self._off
+        if n <= left:
+            self._off = off + n
+            return self._view[off : off + n]
+        pieces: list[bytes | memoryview] = [self._view[off:]] if left else []
         total = left
-        while n < 0 or total < n:
-            data = self._stream.read(self.WINDOW if n < 0 else max(self.WINDOW, n - total))
+        while total < n:
+            data = self._stream.read(max(self.WINDOW, n - total))
             if not data:
                 break
             pieces.append(data)
             total += len(data)
-        one = len(pieces) == 1 and isinstance(pieces[0], bytes)
-        self._buf = pieces[0] if one else b"".join(pieces)  # type: ignore[assignment]
-        self._view, self._off = memoryview(self._buf), 0
-        return total if n < 0 else min(n, total)
-
-    def read(self, n: int = -1, /) -> memoryview:
-        n = self._have(n)  # may move the window: the start is read after it
-        start = self._off
-        self._off += n
-        return self._view[start : self._off]
+        if total <= n:  # the end of the stream, or exactly the bytes asked for
+            self._buf, self._view, self._off = b"", memoryview(b""), 0
+            return memoryview(b"".join(pieces))
+        # The last read is the new window; only the bytes asked for are joined.
+        last = pieces.pop()
+        assert isinstance(last, bytes)  # a read's (total > left): not the old window
+        used = len(last) - (total - n)
+        self._buf, self._view, self._off = last, memoryview(last), used
+        if not pieces:
+            return self._view[:used]
+        return memoryview(b"".join([*pieces, self._view[:used]]))
 
     def block(self, n: int) -> bytes:
-        """A copy of the next ``n`` bytes or fewer (a header)."""
-        n = self._have(n)
-        start = self._off
-        self._off += n
-        return self._buf[start : self._off]
+        """A copy of the next ``n`` bytes or fewer (a header: one object, not two)."""
+        off = self._off
+        if n <= len(self._buf) - off:
+            self._off = off + n
+            return self._buf[off : off + n]
+        return bytes(self.read(n))
 
     def skip(self, n: int) -> bool:
         """Past the next ``n`` bytes; False when fewer are left."""
@@ -228,65 +228,50 @@ class Windowed:
 
 class TarReader:
     """Iterate headers with :meth:`headers`; read each file's data with :meth:`read`
-    before asking for the next header. Reads are views when the source is
-    :class:`Mapped` or :class:`Windowed`."""
+    before asking for the next header. Data comes as views of the source: a
+    :class:`Mapped` file, or any stream read through :class:`Windowed`."""
 
-    def __init__(self, stream: IO[bytes] | _Source, what: str) -> None:
-        self._stream: _Source = stream
-        self._viewed = stream if isinstance(stream, (Mapped, Windowed)) else None
+    def __init__(self, stream: IO[bytes] | Mapped | Windowed, what: str) -> None:
+        self._source = stream if isinstance(stream, (Mapped, Windowed)) else Windowed(stream)
         self._what = what
         self._remaining = 0
         self._padding = 0
 
-    def _exact(self, n: int) -> bytes | memoryview:
-        data = self._stream.read(n)
-        if len(data) != n:
-            raise ArchiveError(f"{self._what}: a truncated archive")
-        return data
-
-    def _block(self, n: int) -> bytes:
-        """The next ``n`` bytes (a header, or fewer at the end), as bytes."""
-        return self._viewed.block(n) if self._viewed is not None else self._stream.read(n)  # type: ignore[return-value]
-
     def _skip_data(self) -> None:
         left = self._remaining + self._padding
         self._remaining = self._padding = 0
-        if self._viewed is not None:
-            if not self._viewed.skip(left):
-                raise ArchiveError(f"{self._what}: a truncated archive")
-            return
-        while left:
-            left -= len(self._exact(min(left, 1 << 20)))
+        if not self._source.skip(left):
+            raise ArchiveError(f"{self._what}: a truncated archive")
 
     def _drain(self) -> None:
         # Read to the end: a compressed stream's checksum comes last, so data damaged
         # inside it is only noticed there (and a producer piping in is not cut off).
         left = MAX_TRAILER
-        while chunk := self._stream.read(1 << 16):
+        while chunk := self._source.read(1 << 16):
             left -= len(chunk)
             if left < 0:
                 limit = MAX_TRAILER >> 20
                 raise ArchiveError(f"{self._what}: over {limit} MiB after the end-of-archive block")
 
-    @property
-    def viewed(self) -> bool:
-        """Reads are views (the source is :class:`Mapped` or :class:`Windowed`)."""
-        return self._viewed is not None
-
-    def view(self) -> memoryview:
-        """The current member's data whole, from a viewed source (no copy)."""
-        data = self._take(self._remaining)
-        assert isinstance(data, memoryview)
+    def view(self, n: int = -1) -> memoryview:
+        """Up to ``n`` bytes of the current member's data (all of it with -1), as a view
+        of the source: no copy."""
+        n = self._remaining if n < 0 else min(n, self._remaining)
+        data = self._source.read(n)
+        if len(data) != n:
+            raise ArchiveError(f"{self._what}: a truncated archive")
+        self._remaining -= n
         return data
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the current member's data (all of it with -1)."""
-        return bytes(self._take(self._remaining if n < 0 else min(n, self._remaining)))
+        return bytes(self.view(n))
 
-    def _take(self, n: int) -> bytes | memoryview:
-        data = self._exact(n)
-        self._remaining -= n
-        return data
+    def readinto(self, buffer: memoryview) -> int:
+        """The current member's data into ``buffer``: one copy, not two."""
+        data = self.view(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def headers(self) -> Iterator[TarHeader]:
         long_name = long_link = ""
@@ -294,7 +279,7 @@ class TarReader:
         while True:
             if self._remaining or self._padding:
                 self._skip_data()
-            header = self._block(BLOCK)
+            header = self._source.block(BLOCK)
             if header == _ZEROS and not (pax or long_name or long_link):
                 self._drain()  # end of archive (a second zero block may follow)
                 return
@@ -314,7 +299,7 @@ class TarReader:
                         f"{self._what}: a tar header claims {size} bytes of long name or PAX "
                         f"data (at most {MAX_META} are read)"
                     )
-                data = self._block(size)
+                data = self._source.block(size)
                 if len(data) != size:
                     raise ArchiveError(f"{self._what}: a truncated archive")
                 self._remaining, self._padding = 0, -size % BLOCK
