@@ -95,3 +95,22 @@ def atomic_write(
         os.replace(tmp, target)
     if durable:
         fsync_dir(target.parent)
+
+
+#: Pieces one ``writev`` takes (the usual IOV_MAX).
+_IOV_MAX = 1024
+
+
+def write_all(fd: int, pieces: list[bytes]) -> None:
+    """Write every piece to ``fd`` in order: gathered by the kernel, not first joined
+    into one more copy (an archive of a snapshot is written from its files' contents
+    as they were read), however short each write comes back."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while written and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]

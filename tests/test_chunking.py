@@ -147,3 +147,29 @@ def test_a_closure_with_a_chunked_file_bundles_and_unbundles(
     assert other.get_bytes(big.digest) == data
     other.get_tree(tree, tmp_path / "out")
     assert (tmp_path / "out" / big.path).read_bytes() == data
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip", "tar.gz", "tar.zst"])
+def test_an_archive_of_a_chunked_file_holds_it_whole_and_checked(
+    fmt: str, local_store: Store, tmp_path: Path
+) -> None:
+    """Archives read a large file as its chunks, beside the small files: the archive
+    gives the tree back; chunks listed in another order (each sound, the whole not
+    the file) stop it, and no archive is left."""
+    from casstore.trees.ingest import tree_digest
+
+    tree = local_store.put_tree(_snapshot(tmp_path / "s", bytes(_database()))).digest
+    out = tmp_path / f"out.{fmt}"
+    local_store.get_tree(tree, out)
+    assert tree_digest(out).digest == tree
+    digest = "blake3:" + blake3(_database()).hexdigest()
+    chunks = local_store.chunk_list(digest) or []
+    assert len(chunks) > 2
+    swapped = [chunks[1], chunks[0], *chunks[2:]]
+    local_store.backend.write_bytes(
+        layout.object_key(digest), objectfile.encode_chunk_list(swapped)
+    )
+    again = tmp_path / f"again.{fmt}"
+    with pytest.raises(IntegrityError, match="its chunks hash to something else"):
+        local_store.get_tree(tree, again)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"out.{fmt}", "s", "store"]

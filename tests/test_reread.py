@@ -4,6 +4,7 @@ each block decoded once; loose ones one by one, chunks read once."""
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import re
 import threading
@@ -200,7 +201,18 @@ def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
         found = list(reading)
     by_digest = dict(zip(digests, contents, strict=True))
     by_digest[alone] = local_store.get_bytes(alone)
-    assert [digest for digest, _ in found] == [*digests, alone]  # as stored, the loose last
+    # Each once; in the order asked as far as spans allow: the loose one (asked first)
+    # first, then the spans from the last stored to the first (asked in reverse), each
+    # span's objects as they lie.
+    assert found[0][0] == alone and sorted(d for d, _ in found[1:]) == sorted(digests)
+    stored = [digests.index(digest) for digest, _ in found[1:]]
+    runs: list[list[int]] = [[stored[0]]]
+    for index in stored[1:]:
+        if index > runs[-1][-1]:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    assert len(runs) > 1 and all(a[0] > b[-1] for a, b in itertools.pairwise(runs))
     assert all(content == by_digest[digest] for digest, content in found)
     blocks = {local_store.packs.get(d).block_offset for d in digests}  # type: ignore[union-attr]
     assert sum(decoded.values()) == len(blocks)  # each block decoded once

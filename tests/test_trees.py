@@ -615,3 +615,37 @@ def test_a_mapped_tar_keeps_resident_memory_bounded(tmp_path: Path) -> None:
         peak = max(peak, _file_resident_kib())
     assert mapped == 150  # the small ones were views: the mapped path was taken
     assert (peak - before) << 10 < VIEWED_MEMBER_MAX + (24 << 20)
+
+
+@given(
+    st.lists(st.binary(max_size=3000), max_size=40),
+    st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=20),
+)
+@settings(max_examples=60, deadline=None)
+def test_gathered_pieces_reach_the_file_whole_however_short_each_write(
+    pieces: list[bytes], limits: list[int]
+) -> None:
+    """The kernel may take less than a writev offers: what it left is offered again,
+    in order, from where it stopped (partial pieces included)."""
+    from casstore import fileio
+
+    real = os.writev
+    takes = iter(limits * 10_000)
+
+    def short(fd: int, views: list[memoryview]) -> int:
+        budget, offered = next(takes), []
+        for view in views:
+            offered.append(view[:budget])
+            budget -= len(offered[-1])
+            if not budget:
+                break
+        return real(fd, offered)
+
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "writev", short)
+        fileio.write_all(out.fileno(), pieces)
+        out.seek(0)
+        got = out.read()
+    assert got == b"".join(pieces)

@@ -119,7 +119,10 @@ def _sort_key(path: str) -> bytes:
 
 def encode(entries: list[Entry]) -> bytes:
     """The canonical bytes of a tree record. Entries are checked and sorted here."""
-    ordered = sorted(entries, key=lambda e: _sort_key(e.path))
+    return _encode_sorted(sorted(entries, key=lambda e: _sort_key(e.path)))
+
+
+def _encode_sorted(ordered: list[Entry]) -> bytes:
     check(ordered)
     record = {"casstore": KIND, "entries": [e.as_record() for e in ordered]}
     try:
@@ -210,7 +213,7 @@ def decode(data: bytes, digest: str = "tree", limits: Limits = DEFAULT_LIMITS) -
             )
         previous = key
     try:
-        canonical = encode(entries)
+        canonical = _encode_sorted(entries)  # in order: checked above
     except ArchiveError as exc:
         raise IntegrityError(f"{digest}: {exc}") from None
     if canonical != data:

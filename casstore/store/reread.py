@@ -166,25 +166,32 @@ def _by_pack(
 def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[str, bytes]]]:
     """Each distinct object's whole content, verified, as ``(digest, content)``: packed
     ones as they lie in their packs, read, decoded and hashed a span at a time on
-    two threads ahead of the caller; the others (and all, through a cache) after
-    them, a few at a time. Meant for small objects (each is returned whole). A
+    two threads ahead of the caller; the others (and all, through a cache) a few at
+    a time among them, in the order asked. Meant for small objects (each is returned whole). A
     context: leaving it stops the reading and joins the threads.
 
     A span, not an object, is what the threads hand over: handing over each file
     made them trade the interpreter lock at every file, which cost as much as the
     decoding it overlapped."""
+    digests = list(digests)
     if store.cache is None:
         by_pack, others = _by_pack(store, digests)
     else:  # a cache reads object by object: nothing to gain from packs
         by_pack, others = {}, list(dict.fromkeys(digests))
-    units: list[Callable[[], list[tuple[str, bytes]]]] = [
-        partial(_contents, store, pack, span, mine)
+    # Read in the order asked as far as packs allow (a span is read whole, a pack's
+    # spans in block order), loose objects among them: a tar takes files in path order,
+    # and the loose chunks of a large file read last were read again on its thread.
+    first = {digest: index for index, digest in reversed(list(enumerate(digests)))}
+    units: list[tuple[int, Callable[[], list[tuple[str, bytes]]]]] = [
+        (min(first[digest] for digest, _ in mine), partial(_contents, store, pack, span, mine))
         for pack, objects in by_pack.items()
         for span, mine in _spans(objects, READ_SPAN)
     ]
     for start in range(0, len(others), LOOSE_BATCH):
-        units.append(partial(_gets, store, others[start : start + LOOSE_BATCH]))
-    with ahead(units, depth=READ_AHEAD) as results:
+        batch = others[start : start + LOOSE_BATCH]
+        units.append((first[batch[0]], partial(_gets, store, batch)))
+    units.sort(key=lambda unit: unit[0])
+    with ahead([read for _, read in units], depth=READ_AHEAD) as results:
         yield itertools.chain.from_iterable(results)
 
 

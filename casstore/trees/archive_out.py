@@ -13,27 +13,31 @@ ends the stream so that no reader takes what went out for the whole archive.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
 from casstore.errors import ArchiveError
-from casstore.fileio import atomic_write
+from casstore.fileio import atomic_write, write_all
 from casstore.format.tree import Entry
 from casstore.trees import tarwrite
-from casstore.trees.readahead import is_small, small_files
+from casstore.trees.readahead import SMALL_FILE, file_contents
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
 FORMATS = ("dir", "zip", "tar", "tar.gz", "tar.zst")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-#: Small files' members are written this many bytes at a time.
+#: Members are written this many bytes at a time...
 WRITE_BYTES = 1 << 20
+#: ...and a file read as its chunks (larger than ``SMALL_FILE``) this many, so that
+#: nothing but such a file is ever cut between two writes.
+STREAM_BYTES = 16 << 20
 #: Deflate level of zip members: zips are written for tools to read, not to keep.
 ZIP_LEVEL = 1
 #: Names that Windows extractors read as a path climbing out or a drive.
@@ -91,33 +95,56 @@ def _content(store: ObjectReader, entry: Entry, verify_first: bool) -> IO[bytes]
 def _write_tar(
     store: ObjectReader, entries: list[Entry], out: IO[bytes], verify_first: bool
 ) -> None:
-    """Small files' members gathered and written a MiB at a time (joined without the
-    interpreter's lock); large files streamed between them."""
+    """Members gathered and written a MiB at a time (gathered by the kernel from a file
+    or a pipe, joined without the interpreter's lock for a compressor); large files
+    not stored as chunks streamed between them."""
+    write = _gathering(out)
     try:
-        with small_files(store, entries) as smalls:
+        with file_contents(store, entries, chunks=not verify_first) as contents:
             pieces: list[bytes] = []
             size = 0
             for entry in entries:
                 pieces.append(_tar_header(entry))
                 if entry.type != "file":
                     continue
-                if is_small(entry):
-                    pieces += (next(smalls), tarwrite.padding(entry.size))
-                    size += entry.size
-                    if size >= WRITE_BYTES:
-                        out.write(b"".join(pieces))
-                        pieces, size = [], 0
+                content = next(contents)
+                if content is None:
+                    write(pieces)
+                    pieces, size = [], 0
+                    _write_large(store, entry, out, verify_first)
                     continue
-                out.write(b"".join(pieces))
-                pieces, size = [], 0
-                _write_large(store, entry, out, verify_first)
-            out.write(b"".join(pieces))
+                for piece in content:
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size >= STREAM_BYTES:  # only within a file read as its chunks
+                        write(pieces)
+                        pieces, size = [], 0
+                pieces.append(tarwrite.padding(entry.size))
+                if size >= WRITE_BYTES:  # whole members, so a stream that fails stops between two
+                    write(pieces)
+                    pieces, size = [], 0
+            write(pieces)
     except BaseException as exc:
         if verify_first:  # part of it is out already: make sure it does not pass for whole
             with contextlib.suppress(OSError, ValueError):
                 out.write(tarwrite.stopped(f"cas: the archive stops here ({type(exc).__name__})"))
         raise
     tarwrite.end(out)
+
+
+def _gathering(out: IO[bytes]) -> Callable[[list[bytes]], None]:
+    """How to write a list of pieces to ``out``: straight to its descriptor when it is a
+    plain file or pipe (after what ``out`` holds), else joined."""
+    gather = isinstance(out, (io.BufferedWriter, io.BufferedRandom, io.FileIO))
+
+    def write(pieces: list[bytes]) -> None:
+        if gather:
+            out.flush()
+            write_all(out.fileno(), pieces)
+        else:  # a compressor's stream
+            out.write(b"".join(pieces))
+
+    return write
 
 
 def _write_large(store: ObjectReader, entry: Entry, out: IO[bytes], verify_first: bool) -> None:
@@ -154,13 +181,13 @@ def _write_zip(
 ) -> None:
     names = [_zip_name(entry) for entry in entries]  # refused before anything is written
     with (
-        small_files(store, entries) as smalls,
+        file_contents(store, entries, chunks=not verify_first) as contents,
         zipfile.ZipFile(
             out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
         ) as archive,
     ):
         try:
-            _zip_members(store, entries, names, archive, smalls, verify_first)
+            _zip_members(store, entries, names, archive, contents, verify_first)
         except BaseException:
             if verify_first:
                 # Part of it is out already: no central directory, so that no reader
@@ -175,7 +202,7 @@ def _zip_members(
     entries: list[Entry],
     names: list[str],
     archive: zipfile.ZipFile,
-    smalls: Iterator[bytes],
+    contents: Iterator[Iterable[bytes] | None],
     verify_first: bool,
 ) -> None:
     for entry, name in zip(entries, names, strict=True):
@@ -194,12 +221,15 @@ def _zip_members(
             archive.writestr(info, entry.target.encode("utf-8", "surrogateescape"))
             continue
         info.external_attr = (stat.S_IFREG | (0o755 if entry.executable else 0o644)) << 16
-        if is_small(entry):
-            archive.writestr(info, next(smalls))
+        content = next(contents)
+        if content is not None and entry.size <= SMALL_FILE:
+            archive.writestr(info, b"".join(content))
             continue
-        with (
-            _content(store, entry, verify_first) as content,
-            archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst,
-        ):
-            while piece := content.read(1 << 20):
-                dst.write(piece)
+        with archive.open(info, "w", force_zip64=entry.size > (1 << 31)) as dst:
+            if content is not None:
+                for piece in content:
+                    dst.write(piece)
+                continue
+            with _content(store, entry, verify_first) as stream:
+                while piece := stream.read(1 << 20):
+                    dst.write(piece)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from casstore.errors import ArchiveError, DestinationError
+from casstore.fileio import write_all
 from casstore.format import tree
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import Entry
@@ -139,7 +140,7 @@ def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
                     for entry in paths[digest]:
                         fd = _create(root, entry)
                         try:
-                            _write_all(fd, data)  # no file object: two calls, not ten
+                            write_all(fd, [data])  # no file object: two calls, not ten
                         finally:
                             os.close(fd)
             streaming.result()
@@ -159,7 +160,7 @@ def _write_large(
                     while piece := reader.read(IO_SIZE):
                         if stop.is_set():
                             return
-                        _write_all(fd, piece)
+                        write_all(fd, [piece])
             finally:
                 os.close(fd)
 
@@ -167,12 +168,6 @@ def _write_large(
 def _create(root: str, entry: Entry) -> int:
     mode = 0o777 if entry.executable else 0o666
     return os.open(os.path.join(root, entry.path), _CREATE, mode)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _swap(staging: Path, dest: Path) -> None:

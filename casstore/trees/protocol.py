@@ -38,6 +38,10 @@ class ObjectReader(Protocol):
         archive's are put back in path order); a context (leaving it stops the reading)."""
         ...
 
+    def chunk_list(self, digest: str) -> list[tuple[str, int]] | None:
+        """The chunks (digest, size) of a chunked object; None for any other object."""
+        ...
+
     def get_record(self, digest: str) -> bytes:
         """A record's content, verified, within :attr:`tree_limits`."""
         ...

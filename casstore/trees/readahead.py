@@ -1,32 +1,42 @@
-"""Small files read ahead of whoever writes them out in path order (a tar, a zip).
+"""Files' contents read ahead of whoever writes them out in path order (a tar, a zip).
 
-The store reads small files fastest as they lie in its packs
+The store reads small objects fastest as they lie in its packs
 (``ObjectReader.read_many``: a span of blocks decoded and hashed at a time on
 two threads ahead of the writer); a tar or a zip must follow path order. The
-two mostly agree (a snapshot is stored in the order it was read), so files that
-arrive before their turn wait, up to ``STASH_BYTES``; a file that lies farther
-ahead than that is read on its own. Asking the store file by file in path order
-cost twice as much: Python per file on the readers, and a block decoded again
-whenever path order came back to it.
+two mostly agree (a snapshot is stored in the order it was read), so objects
+that arrive before their turn wait, up to ``STASH_BYTES``; one that lies
+farther ahead than that is read on its own. Asking the store file by file in
+path order cost twice as much: Python per file on the readers, and a block
+decoded again whenever path order came back to it.
+
+A large file stored as chunks is read the same way, chunk by chunk: streamed
+on the writer's thread, its decoding was not shared with the readers (an
+archive of a real tree, a quarter of whose bytes are in five files, took 0.13 s
+more).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from casstore.errors import ArchiveError, IntegrityError
+from casstore.format.digest import PREFIX
 from casstore.format.tree import Entry
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
 
-#: Files up to this size are read whole, verified, ahead of the writer; larger ones are
-#: streamed (and verified as they are) by the writer itself.
+#: Files up to this size are read whole, verified, ahead of the writer; larger ones
+#: are read chunk by chunk, or (not chunked) streamed by the writer itself.
 SMALL_FILE = 4 << 20
 #: Contents that arrived before their turn wait, up to this many bytes.
 STASH_BYTES = 16 << 20
+#: Chunk lists of large files are looked up this many at a time (a request each on S3).
+LOOKUPS = 8
 
 
 def is_small(entry: Entry) -> bool:
@@ -34,19 +44,75 @@ def is_small(entry: Entry) -> bool:
 
 
 @contextmanager
-def small_files(store: ObjectReader, entries: list[Entry]) -> Iterator[Iterator[bytes]]:
-    """The verified content of each small file among ``entries``, in their order.
+def file_contents(
+    store: ObjectReader, entries: list[Entry], *, chunks: bool = True
+) -> Iterator[Iterator[Iterable[bytes] | None]]:
+    """For each file among ``entries``, in their order, its content as pieces, each
+    verified, or None for a large file the caller streams itself (any that is not
+    chunked; all large ones without ``chunks``, for a writer that must verify a whole
+    file before writing any of it). A chunked file's whole digest and every file's
+    size are checked as its last piece is taken, before it is handed on. Each file's
+    pieces are to be taken in full before the next file's.
 
     A context: leaving it stops the reading and joins the reader threads."""
-    wanted = [entry.digest for entry in entries if is_small(entry)]
+    files = [entry for entry in entries if entry.type == "file"]
+    plans = _plans(store, files, chunks)
+    wanted = [digest for plan in plans if plan is not None for digest in plan]
     with store.read_many(wanted) as arriving:
-        yield _in_order(store, wanted, arriving)
+        take = _in_order(store, wanted, arriving).__next__
+        yield (
+            None if plan is None else _content(entry, plan, take)
+            for entry, plan in zip(files, plans, strict=True)
+        )
+
+
+def _plans(store: ObjectReader, files: list[Entry], chunks: bool) -> list[list[str] | None]:
+    """For each file, the objects that make up its content, or None to stream it."""
+    large = {entry.digest for entry in files if entry.size > SMALL_FILE} if chunks else set()
+    with ThreadPoolExecutor(LOOKUPS, thread_name_prefix="casstore-chunks") as pool:
+        lists = dict(zip(large, pool.map(store.chunk_list, large), strict=True))
+    plans: list[list[str] | None] = []
+    for entry in files:
+        if entry.size <= SMALL_FILE:
+            plans.append([entry.digest])
+        else:
+            found = lists.get(entry.digest)
+            plans.append(None if found is None else [digest for digest, _ in found])
+    return plans
+
+
+def _content(entry: Entry, plan: list[str], take: Callable[[], bytes]) -> Iterable[bytes]:
+    if plan != [entry.digest]:
+        return _chunks(entry, plan, take)
+    data = take()
+    if len(data) != entry.size:
+        raise ArchiveError(f"{entry.path!r}: not the size its tree records")
+    return (data,)
+
+
+def _chunks(entry: Entry, plan: list[str], take: Callable[[], bytes]) -> Iterator[bytes]:
+    """The chunks of ``plan`` taken in turn, the last held back until the whole checks."""
+    from blake3 import blake3
+
+    hasher, size, held = blake3(), 0, b""
+    for index in range(len(plan)):
+        data = take()
+        hasher.update(data)
+        size += len(data)
+        if index:
+            yield held
+        held = data
+    if PREFIX + hasher.hexdigest() != entry.digest:
+        raise IntegrityError(f"{entry.digest}: its chunks hash to something else")
+    if size != entry.size:
+        raise ArchiveError(f"{entry.path!r}: not the size its tree records")
+    yield held
 
 
 def _in_order(
     store: ObjectReader, wanted: list[str], arriving: Iterator[tuple[str, bytes]]
 ) -> Iterator[bytes]:
-    uses = Counter(wanted)  # a file's content may be written at several paths
+    uses = Counter(wanted)  # a content may be written at several paths, a chunk in several files
     stash: dict[str, bytes] = {}
     size = 0
     for digest in wanted:

@@ -9,6 +9,7 @@ and gid 0, no owner names), so one tree always gives the same bytes.
 from __future__ import annotations
 
 from typing import IO
+from zlib import adler32
 
 BLOCK = 512
 EPOCH = 315532800
@@ -29,13 +30,23 @@ def _pax_record(key: str, value: str) -> bytes:
 
 
 def _block(name: bytes, mode: int, size: int, typeflag: bytes, linkname: bytes) -> bytes:
-    fields = b"%07o\0" % mode + _IDS + b"%011o\0" % size + _MTIME
-    tail = typeflag + linkname.ljust(100, b"\0") + _MAGIC
-    # The checksum sums every byte of the header, its own field read as spaces; the
-    # rest of the block is zeros. Summed field by field, a header costs half as much.
-    checksum = sum(name) + sum(fields) + sum(tail) + 8 * 32
-    head = name.ljust(100, b"\0") + fields + b"%06o\0 " % checksum + tail
-    return head.ljust(BLOCK, b"\0")
+    head = b"".join(
+        (
+            name.ljust(100, b"\0"),
+            b"%07o\0" % mode,
+            _IDS,
+            b"%011o\0" % size,
+            _MTIME,
+            b" " * 8,  # the checksum sums every byte with its own field read as spaces
+            typeflag,
+            linkname.ljust(100, b"\0"),
+            _MAGIC,
+        )
+    ).ljust(BLOCK, b"\0")
+    # Summed in C: Adler-32's low half is 1 + the sum of the bytes while that stays
+    # below 65521, as it does for 256 bytes (sum() cost a third of a member's time).
+    checksum = (adler32(head[:256]) & 0xFFFF) + (adler32(head[256:]) & 0xFFFF) - 2
+    return head[:148] + b"%06o\0 " % checksum + head[156:]
 
 
 def _fits(text: bytes) -> bool:
