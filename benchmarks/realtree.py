@@ -13,9 +13,9 @@ and ``final.tar`` with 1% of its files edited, then measures, each as a
 - ``cas get TREE -o DIR`` against ``tar -xf`` of the same .tar;
 - ``cas get TREE -o x.tar`` against ``tar -cf`` of the materialised folder.
 
-Every measurement starts from a warm page cache, after a ``sync``, and into
-folders and files that no earlier one used (they are removed at the end; on
-ext4, run it again only minutes later, or in a fresh WORKDIR on another disk). Each ratio
+Every measurement starts from a warm page cache, after a ``sync``, and writes
+where no earlier one did (extracted folders are removed at the end: on ext4, run
+it again only minutes later, or in a fresh WORKDIR on another disk). Each ratio
 is the median of the ratios of each run's pair, timed one after the other (the
 disk's writeback and the machine move both of a pair alike, from run to run by
 a factor of two and more); beside the times, the CPU seconds each took (user and

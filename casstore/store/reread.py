@@ -167,8 +167,8 @@ def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[s
     """Each distinct object's whole content, verified, as ``(digest, content)``: packed
     ones as they lie in their packs, read, decoded and hashed a span at a time on
     two threads ahead of the caller; the others (and all, through a cache) a few at
-    a time among them, in the order asked. Meant for small objects (each is returned whole). A
-    context: leaving it stops the reading and joins the threads.
+    a time among them, in the order asked. Meant for small objects (each is returned
+    whole). A context: leaving it stops the reading and joins the threads.
 
     A span, not an object, is what the threads hand over: handing over each file
     made them trade the interpreter lock at every file, which cost as much as the
