@@ -173,3 +173,24 @@ def test_an_archive_of_a_chunked_file_holds_it_whole_and_checked(
     with pytest.raises(IntegrityError, match="its chunks hash to something else"):
         local_store.get_tree(tree, again)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"out.{fmt}", "s", "store"]
+
+
+@pytest.mark.parametrize("out", ["x.tar", "x.zip", "folder"])
+def test_a_chunk_list_naming_a_missing_chunk_is_corrupt_in_every_format(
+    out: str, local_store: Store, tmp_path: Path
+) -> None:
+    """Whatever the output, a chunk that the list names and the store lacks is the file's
+    damage (as verify and fsck say), not an object the user asked for that is absent."""
+    from casstore.errors import ChunkMissing
+
+    tree = local_store.put_tree(_snapshot(tmp_path / "s", bytes(_database()))).digest
+    digest = "blake3:" + blake3(_database()).hexdigest()
+    chunks = local_store.chunk_list(digest) or []
+    absent = "blake3:" + "ab" * 32
+    local_store.backend.write_bytes(
+        layout.object_key(digest),
+        objectfile.encode_chunk_list([chunks[0], (absent, chunks[1][1]), *chunks[2:]]),
+    )
+    with pytest.raises(ChunkMissing, match=f"{digest}: its chunk {absent} is missing"):
+        local_store.get_tree(tree, tmp_path / out)
+    assert not (tmp_path / out).exists()

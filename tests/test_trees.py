@@ -649,3 +649,45 @@ def test_gathered_pieces_reach_the_file_whole_however_short_each_write(
         out.seek(0)
         got = out.read()
     assert got == b"".join(pieces)
+
+
+def test_get_into_dot_writes_the_current_folder(local_store: Store, tmp_path: Path) -> None:
+    """``-o .`` names the folder it is run in, as its absolute path would."""
+    root = tmp_path / "snap"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "f.txt").write_text("x\n")
+    digest = local_store.put_tree(root).digest
+    here = tmp_path / "here"
+    here.mkdir()
+    done = run_cas("--store", str(tmp_path / "store"), "get", digest, "-o", ".", cwd=here)
+    assert done.returncode == 0, done.stderr
+    assert (here / "sub" / "f.txt").read_text() == "x\n"
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_an_archive_to_a_terminal_is_refused_with_a_hint_for_its_format(
+    fmt: str, local_store: Store, tmp_path: Path
+) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    root = tmp_path / "snap"
+    root.mkdir()
+    (root / "f").write_text("x")
+    digest = local_store.put_tree(root).digest
+    primary, secondary = pty.openpty()
+    try:
+        store = str(tmp_path / "store")
+        done = subprocess.run(
+            [sys.executable, "-m", "casstore", "--store", store, "get", digest, "--format", fmt],
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and f"> snapshot.{fmt}" in err, err
+    assert ("tar -t" in err) == (fmt == "tar")

@@ -224,7 +224,8 @@ def _get_tree(args: argparse.Namespace, store: Store, digest: str, to_stdout: bo
     if sys.stdout.isatty():
         raise UsageError(
             f"refusing to write a {args.format} archive to a terminal: redirect it "
-            "(> snapshot.tar) or pipe it (| tar -t), or give -o FILE"
+            f"(> snapshot.{args.format}){' or pipe it (| tar -t)' if args.format != 'zip' else ''}"
+            ", or give -o FILE"
         )
     out = sys.stdout.buffer
     # Each file is verified before any of its bytes reach stdout, which cannot be undone.

@@ -71,7 +71,8 @@ def get_tree(
     """Materialise tree ``digest`` at ``dest``; returns the format used."""
     fmt = format_for(dest, fmt)
     entries = load(store, digest)
-    target = Path(dest)
+    # Absolute, so that "." or "sub/.." name the folder itself (it is renamed into place).
+    target = Path(os.path.abspath(dest))
     if fmt == "dir":
         to_folder(store, entries, target, force=force)
     else:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from casstore.errors import ArchiveError, IntegrityError
+from casstore.errors import ArchiveError, ChunkMissing, IntegrityError, ObjectNotFound
 from casstore.format.digest import PREFIX
 from casstore.format.tree import Entry
 
@@ -95,7 +95,12 @@ def _chunks(entry: Entry, plan: list[str], take: Callable[[], bytes]) -> Iterato
 
     hasher, size, held = blake3(), 0, b""
     for index in range(len(plan)):
-        data = take()
+        try:
+            data = take()
+        except ObjectNotFound as exc:  # as any reader of the file says it: corrupt, not absent
+            if exc.what not in plan:
+                raise
+            raise ChunkMissing(entry.digest, exc.what) from None
         hasher.update(data)
         size += len(data)
         if index:
