@@ -222,10 +222,10 @@ def _get_tree(args: argparse.Namespace, store: Store, digest: str, to_stdout: bo
     if args.format == "dir":
         raise UsageError("--format dir writes a folder: give it with -o DIR")
     if sys.stdout.isatty():
+        pipe = "" if args.format == "zip" else " or pipe it (| tar -t)"
         raise UsageError(
             f"refusing to write a {args.format} archive to a terminal: redirect it "
-            f"(> snapshot.{args.format}){' or pipe it (| tar -t)' if args.format != 'zip' else ''}"
-            ", or give -o FILE"
+            f"(> snapshot.{args.format}){pipe}, or give -o FILE"
         )
     out = sys.stdout.buffer
     # Each file is verified before any of its bytes reach stdout, which cannot be undone.

@@ -67,12 +67,14 @@ def file_contents(
 
 def _plans(store: ObjectReader, files: list[Entry], chunks: bool) -> list[list[str] | None]:
     """For each file, the objects that make up its content, or None to stream it."""
-    large = {entry.digest for entry in files if entry.size > SMALL_FILE} if chunks else set()
-    with ThreadPoolExecutor(LOOKUPS, thread_name_prefix="casstore-chunks") as pool:
-        lists = dict(zip(large, pool.map(store.chunk_list, large), strict=True))
+    large = {entry.digest for entry in files if not is_small(entry)} if chunks else set()
+    lists: dict[str, list[tuple[str, int]] | None] = {}
+    if large:
+        with ThreadPoolExecutor(LOOKUPS, thread_name_prefix="casstore-chunks") as pool:
+            lists = dict(zip(large, pool.map(store.chunk_list, large), strict=True))
     plans: list[list[str] | None] = []
     for entry in files:
-        if entry.size <= SMALL_FILE:
+        if is_small(entry):
             plans.append([entry.digest])
         else:
             found = lists.get(entry.digest)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import zlib
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO
 
 from casstore.errors import ArchiveError
+from casstore.trees.tarwrite import byte_sum
 
 BLOCK = 512
 _ZEROS = bytes(BLOCK)
@@ -66,10 +66,8 @@ def _text(field: bytes) -> str:
 
 def _checksum_ok(header: bytes, what: str) -> bool:
     stored = _number(header[148:156], what)
-    # Its own field counts as spaces. The byte sum in C: Adler-32's low half is 1 plus
-    # the sum modulo 65521, and 256 bytes sum to at most 65280 (a third of the cost).
-    whole = (zlib.adler32(header[:256]) & 0xFFFF) + (zlib.adler32(header[256:]) & 0xFFFF) - 2
-    unsigned = whole - sum(header[148:156]) + 8 * 32
+    # Its own field counts as spaces.
+    unsigned = byte_sum(header) - sum(header[148:156]) + 8 * 32
     if stored == unsigned:
         return True
     # Some old writers summed signed bytes (counted only then: it costs a pass).
