@@ -7,15 +7,25 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import threading
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casstore.errors import ArchiveError
-from casstore.trees.tarstream import BLOCK, MAX_META, MAX_TRAILER, TYPES, TarReader, _number
+from casstore.trees.tarstream import (
+    BLOCK,
+    MAX_META,
+    MAX_TRAILER,
+    TYPES,
+    TarReader,
+    Windowed,
+    _number,
+)
 
 Member = tuple[str, str, int, int, str, bytes]
 END = bytes(2 * BLOCK)
@@ -395,3 +405,59 @@ def test_what_follows_the_end_block_is_read_up_to_a_bound() -> None:
     reader = TarReader(stream, "t.tar")
     assert [h.name for h in reader.headers()] == ["f"]
     assert stream.read() == b""  # read to the end, so a compressed stream's checksum is checked
+
+
+# -- reading a stream a window at a time --------------------------------------------------
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["read", "block", "skip"]), st.integers(0, 2_000)), max_size=40
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.integers(0, 6_000), OPS, st.booleans())
+def test_a_windowed_stream_reads_and_skips_as_the_stream_does(
+    size: int, ops: list[tuple[str, int]], ahead: bool
+) -> None:
+    """Reads, header blocks and skips of any size, across windows smaller and larger
+    than them, read ahead on a thread or not, give the stream's bytes in order."""
+    data = bytes(i % 251 for i in range(size))  # any byte out of place shows
+    with patch.object(Windowed, "WINDOW", 500):  # reads cross windows
+        windowed = Windowed(io.BytesIO(data), ahead=ahead)
+    model = io.BytesIO(data)
+    try:
+        for op, n in ops:
+            if op == "skip":
+                left = len(data) - model.tell()
+                assert windowed.skip(n) == (n <= left)
+                model.seek(min(n, left), io.SEEK_CUR)
+            else:
+                got = windowed.read(n) if op == "read" else windowed.block(n)
+                assert bytes(got) == model.read(n)
+    finally:
+        windowed.close()
+
+
+def test_reading_ahead_stops_its_thread_on_close_and_raises_where_read() -> None:
+    class Failing(io.BytesIO):
+        def read(self, n: int | None = -1) -> bytes:
+            if self.tell() >= 1_000:
+                raise EOFError("the stream broke")
+            return super().read(n)
+
+    def readers() -> int:
+        return sum(t.name.startswith("casstore-read") for t in threading.enumerate())
+
+    before = readers()
+    with patch.object(Windowed, "WINDOW", 400):
+        stopped = Windowed(io.BytesIO(bytes(5_000)), ahead=True)
+        failing = Windowed(Failing(bytes(5_000)), ahead=True)
+    assert bytes(stopped.read(1_000)) == bytes(1_000)
+    assert readers() > before  # reading on
+    stopped.close()  # in the middle: its thread stops
+    assert readers() == before
+    assert bytes(failing.read(1_000)) == bytes(1_000)  # read before the break
+    with pytest.raises(EOFError, match="the stream broke"):
+        failing.read(1_000)  # past the windows read before the break
+    failing.close()
+    assert readers() == before

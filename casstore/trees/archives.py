@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from casstore.errors import ArchiveError, CasError
 from casstore.format.layout import MARKER
 from casstore.format.tree import Kind, normalize_path
-from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader
+from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader, Windowed
 
 if TYPE_CHECKING:
     from casstore.format.objects import Readable
@@ -163,8 +163,9 @@ class Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Mapped:
-    """The tar stream inside ``stream``; mapped when ``mappable``, plain and a file."""
+def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Mapped | Windowed:
+    """The tar stream inside ``stream``: mapped when ``mappable``, plain and a file; a
+    compressed one decompressed on a thread of its own, ahead of the parsing."""
     head = stream.read(512)
     compression = detect_compression(head)
     raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
@@ -180,6 +181,10 @@ def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Ma
             with suppress(OSError):  # no room to map it (a ulimit -v): read it instead
                 return Mapped(stream.fileno())
         return raw
+    return Windowed(_decoder(compression, raw), ahead=True)
+
+
+def _decoder(compression: str, raw: IO[bytes]) -> IO[bytes]:
     if compression == "zst":
         import zstandard
 
@@ -187,10 +192,10 @@ def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Ma
             IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         )
     if compression == "gz":
-        try:  # ISA-L's igzip: twice the standard library's speed, on a thread of its own
-            from isal import igzip_threaded
+        try:  # ISA-L's igzip: twice the standard library's speed
+            from isal import igzip
 
-            return cast(IO[bytes], igzip_threaded.open(raw, "rb", threads=1))  # type: ignore[no-untyped-call]
+            return cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
         except ImportError:
             import gzip
 
@@ -212,18 +217,29 @@ def _looks_like_tar(head: bytes) -> bool:
     return True
 
 
-@contextmanager
-def corrupt_as_archive_error(what: str) -> Iterator[None]:
-    """Decompressor and container errors, while reading ``what``, as one ArchiveError."""
-    try:
-        yield
-    except CasError:
-        raise  # the store's own failures (a full disk) are not the archive's
-    except _corrupt_errors() as exc:
-        raise ArchiveError(f"{what}: a truncated or corrupt archive ({exc})") from None
+class corrupt_as_archive_error:  # used as a function, in a with
+    """Decompressor and container errors, while reading ``what``, as one ArchiveError.
+
+    A class, not a generator: it is entered for every member of a snapshot, and a
+    generator's context manager cost a tenth of a member's parsing."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        # The store's own failures (a full disk) are not the archive's.
+        if exc is None or isinstance(exc, CasError):
+            return
+        if isinstance(exc, _corrupt_errors()):
+            raise ArchiveError(f"{self._what}: a truncated or corrupt archive ({exc})") from None
 
 
-@cache  # entered once per member: the imports and the tuple once per process
+@cache  # asked for every member: the imports and the tuple once per process
 def _corrupt_errors() -> tuple[type[Exception], ...]:
     import lzma
     import zlib
@@ -251,9 +267,10 @@ def _corrupt_errors() -> tuple[type[Exception], ...]:
 def _tar_members(
     stream: BinaryIO, counter: _Counter, what: str, *, mappable: bool = False
 ) -> Iterator[Member]:
-    # Closed here, never left to the garbage collector: igzip's reader joins its
-    # thread on close, which deadlocks when a collection runs inside threading's own
-    # bookkeeping (seen as a hang of a test on a loaded machine).
+    # Closed here, never left to the garbage collector: a compressed stream's reading
+    # thread is joined on close, which deadlocks when a collection runs inside
+    # threading's own bookkeeping (seen with igzip's own thread as a hang of a test on
+    # a loaded machine).
     with (
         corrupt_as_archive_error(what),
         closing(_decompressed(stream, what, mappable)) as decompressed,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from functools import partial
+from itertools import repeat
 from typing import IO
 
+from casstore.ahead import ahead as run_ahead
 from casstore.errors import ArchiveError
 from casstore.trees.tarwrite import byte_sum
 
@@ -49,10 +52,15 @@ class TarHeader:
 
 
 def _number(field: bytes, what: str) -> int:
+    try:  # the common field: octal digits ended by NULs or spaces (one C call)
+        return int(field.rstrip(b" \x00") or b"0", 8)
+    except ValueError:
+        pass
     if field[:1] in (b"\x80", b"\xff"):  # GNU base-256 for large values
         value = int.from_bytes(field[1:], "big")
         # 0xff leads a negative number in two's complement (as GNU tar writes it).
         return value - (1 << (8 * (len(field) - 1))) if field[:1] == b"\xff" else value
+    # Anything after a NUL is not part of the number (and a NUL inside failed above).
     text = field.partition(b"\x00")[0].strip()
     try:
         return int(text, 8) if text else 0
@@ -64,10 +72,10 @@ def _text(field: bytes) -> str:
     return field.partition(b"\x00")[0].decode("utf-8", "surrogateescape")
 
 
-def _checksum_ok(header: bytes, what: str) -> bool:
-    stored = _number(header[148:156], what)
+def _checksum_ok(header: bytes, field: bytes, what: str) -> bool:
+    stored = _number(field, what)
     # Its own field counts as spaces.
-    unsigned = byte_sum(header) - sum(header[148:156]) + 8 * 32
+    unsigned = byte_sum(header) - sum(field) + 8 * 32
     if stored == unsigned:
         return True
     # Some old writers summed signed bytes (counted only then: it costs a pass).
@@ -161,15 +169,37 @@ class Windowed:
     """A stream (a decompressor, a pipe) read a window at a time: each read is a view of
     the window, as :class:`Mapped` gives, so members are not copied out one by one. A
     read that crosses windows is joined (only the bytes asked for). Views hold
-    immutable bytes."""
+    immutable bytes.
+
+    With ``ahead``, windows are read on a thread of their own, a few ahead of the
+    parsing: a decompressor runs beside it (igzip's threaded reader did so for gzip
+    alone, copying every byte twice more: a .tar.gz of 479 MB took 0.12 s more CPU).
+    :meth:`close` joins that thread before closing the stream."""
 
     WINDOW = 4 << 20
+    #: Windows read ahead, at most, with ``ahead``.
+    AHEAD = 4
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], *, ahead: bool = False) -> None:
         self._stream = stream
         self._buf = b""
         self._view = memoryview(self._buf)
         self._off = 0
+        self._eof = False
+        self._stack = ExitStack()
+        self._windows: Iterator[bytes] | None = None
+        if ahead:
+            reads = repeat(partial(stream.read, self.WINDOW))
+            self._windows = self._stack.enter_context(run_ahead(reads, workers=1, depth=self.AHEAD))
+
+    def _next(self, n: int) -> bytes:
+        """The next bytes of the stream: ``n`` or fewer, or (read ahead) a window; b""
+        at the end."""
+        if self._eof:
+            return b""
+        data = next(self._windows) if self._windows is not None else self._stream.read(n)
+        self._eof = not data
+        return data
 
     def read(self, n: int) -> memoryview:
         """A view of the next ``n`` bytes or fewer (fewer only at the end)."""
@@ -180,7 +210,7 @@ class Windowed:
         pieces: list[bytes | memoryview] = [self._view[off:]] if left else []
         total = left
         while total < n:
-            data = self._stream.read(max(self.WINDOW, n - total))
+            data = self._next(max(self.WINDOW, n - total))
             if not data:
                 break
             pieces.append(data)
@@ -214,13 +244,17 @@ class Windowed:
         n -= left
         self._buf, self._view, self._off = b"", memoryview(b""), 0
         while n:
-            data = self._stream.read(min(n, self.WINDOW))
+            data = self._next(min(n, self.WINDOW))
             if not data:
                 return False
+            if len(data) > n:  # a window read ahead: what is past the skip is the next
+                self._buf, self._view, self._off = data, memoryview(data), n
+                return True
             n -= len(data)
         return True
 
     def close(self) -> None:
+        self._stack.close()  # the reading thread first: it may be in a read
         self._stream.close()
 
 
@@ -285,7 +319,7 @@ class TarReader:
                 # A tar cut at a member boundary ends without its zero block: without
                 # that check it would read as a smaller snapshot.
                 raise ArchiveError(f"{self._what}: a truncated archive (no end-of-archive block)")
-            if not _checksum_ok(header, self._what):
+            if not _checksum_ok(header, header[148:156], self._what):
                 raise ArchiveError(f"{self._what}: a corrupt tar header (bad checksum)")
             typeflag = header[156:157]
             size = _number(header[124:136], self._what)
