@@ -691,3 +691,34 @@ def test_an_archive_to_a_terminal_is_refused_with_a_hint_for_its_format(
     err = done.stderr.decode()
     assert done.returncode == 2 and f"> snapshot.{fmt}" in err, err
     assert ("tar -t" in err) == (fmt == "tar")
+
+
+def test_diff_names_a_missing_snapshot_file_as_a_file(tmp_path: Path) -> None:
+    root = make_golden(tmp_path / "snap")
+    store = str(tmp_path / "store")
+    assert run_cas("--store", store, "init").returncode == 0
+    for missing in ("missing.tar", "./gone", str(tmp_path / "nowhere.zip")):
+        diff = run_cas("--store", store, "diff", str(root), missing)
+        assert diff.returncode == 3, diff.stderr
+        assert diff.stderr.decode() == f"cas: {missing}: no such file or folder\n"
+    # A name written as a ref is still looked up as one.
+    diff = run_cas("--store", store, "diff", str(root), "nothing-tagged")
+    assert diff.returncode == 3 and "no ref named nothing-tagged" in diff.stderr.decode()
+
+
+def test_damage_is_named_by_the_file_it_belongs_to(tmp_path: Path) -> None:
+    root = tmp_path / "snap"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "only.txt").write_bytes(random.Random(1).randbytes(5_000))
+    store = tmp_path / "store"
+    assert run_cas("--store", str(store), "init").returncode == 0
+    digest = run_cas("--store", str(store), "put", "--tree", str(root)).stdout.split()[0]
+    [pack] = [p for p in (store / "packs").rglob("*") if p.is_file()]
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    for out in ("folder", "snapshot.tar", "snapshot.zip"):
+        got = run_cas("--store", str(store), "get", digest.decode(), "-o", str(tmp_path / out))
+        assert got.returncode == 4, got.stderr
+        assert got.stderr.decode().startswith("cas: 'sub/only.txt': blake3:"), got.stderr
+        assert not (tmp_path / out).exists()

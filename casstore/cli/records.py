@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from casstore.cli.common import EXIT_OK, Adder, open_from_args, print_json
-from casstore.errors import CasError, UsageError
+from casstore.errors import CasError, ObjectNotFound, UsageError
 
 if TYPE_CHECKING:
     from casstore.store.objects import Store
@@ -44,14 +44,28 @@ def _operand(spec: str, store: Callable[[], Store]) -> _Operand:
 
         digest, entries = local_tree(spec)
         return _Operand(spec, tree.KIND, entries)
+    missing = ObjectNotFound(spec, f"{spec}: no such file or folder")
+    if spec.startswith(("/", "./", "../", "~")):  # a path, never a ref
+        raise missing
     opened = store()
-    digest = opened.resolve(spec)
+    try:
+        digest = opened.resolve(spec)
+    except ObjectNotFound:
+        if _names_an_archive(spec):  # "no ref named x.tar" would send the user to the store
+            raise missing from None
+        raise
     kind = kind_of_stored(opened, digest)
     if is_tree_kind(kind):
         from casstore.trees.checkout import load
 
         return _Operand(digest, kind, load(opened, digest))
     return _Operand(digest, kind)
+
+
+def _names_an_archive(spec: str) -> bool:
+    from casstore.trees.checkout import format_for
+
+    return format_for(spec, None) != "dir"
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

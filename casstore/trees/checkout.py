@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from casstore.errors import ArchiveError, DestinationError
+from casstore.errors import ArchiveError, DestinationError, IntegrityError
 from casstore.fileio import write_all
 from casstore.format import tree
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import Entry
 from casstore.trees.archive_out import FORMATS, write_archive_file
-from casstore.trees.readahead import is_small
+from casstore.trees.readahead import is_small, with_path
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
@@ -145,8 +145,10 @@ def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
                         finally:
                             os.close(fd)
             streaming.result()
-        except BaseException:
+        except BaseException as exc:
             stop.set()  # the large files stop too (the folder is thrown away)
+            if isinstance(exc, IntegrityError):
+                raise with_path(exc, {d: same[0].path for d, same in paths.items()}) from None
             raise
 
 

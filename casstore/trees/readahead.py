@@ -17,13 +17,13 @@ waited.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from casstore.errors import ArchiveError, ChunkMissing, IntegrityError, ObjectNotFound
-from casstore.format.digest import PREFIX
+from casstore.format.digest import HEX_LENGTH, PREFIX
 from casstore.format.tree import Entry
 
 if TYPE_CHECKING:
@@ -58,11 +58,34 @@ def file_contents(
     plans = _plans(store, files, chunks)
     wanted = [digest for plan in plans if plan is not None for digest in plan]
     with store.read_many(wanted) as arriving:
-        take = _in_order(store, wanted, arriving).__next__
+        take = _named(_in_order(store, wanted, arriving).__next__, files, plans)
         yield (
             None if plan is None else _content(entry, plan, take)
             for entry, plan in zip(files, plans, strict=True)
         )
+
+
+def with_path(exc: IntegrityError, owners: Mapping[str, str]) -> IntegrityError:
+    """``exc``, the damaged object it names (by its digest, first, as the store names
+    every object) named by the file it belongs to as well: a digest says nothing to
+    whoever reads a snapshot. ``owners`` maps digests to paths."""
+    path = owners.get(str(exc)[: len(PREFIX) + HEX_LENGTH])
+    if path is not None:
+        exc.args = (f"{path!r}: {exc}",)  # the same error, of the same class (exit code)
+    return exc
+
+
+def _named(
+    take: Callable[[], bytes], files: list[Entry], plans: list[list[str] | None]
+) -> Callable[[], bytes]:
+    def named() -> bytes:
+        try:
+            return take()
+        except IntegrityError as exc:  # arriving in the store's order: maybe another file's
+            owners = {d: e.path for e, plan in zip(files, plans, strict=True) for d in plan or ()}
+            raise with_path(exc, owners) from None
+
+    return named
 
 
 def _plans(store: ObjectReader, files: list[Entry], chunks: bool) -> list[list[str] | None]:
@@ -109,7 +132,7 @@ def _chunks(entry: Entry, plan: list[str], take: Callable[[], bytes]) -> Iterato
             yield held
         held = data
     if PREFIX + hasher.hexdigest() != entry.digest:
-        raise IntegrityError(f"{entry.digest}: its chunks hash to something else")
+        raise IntegrityError(f"{entry.path!r}: its chunks hash to something else ({entry.digest})")
     if size != entry.size:
         raise ArchiveError(f"{entry.path!r}: not the size its tree records")
     yield held
