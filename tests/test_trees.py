@@ -722,3 +722,62 @@ def test_damage_is_named_by_the_file_it_belongs_to(tmp_path: Path) -> None:
         assert got.returncode == 4, got.stderr
         assert got.stderr.decode().startswith("cas: 'sub/only.txt': blake3:"), got.stderr
         assert not (tmp_path / out).exists()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_folder_reads_as_its_tar_does_large_files_streamed_and_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casstore.trees import archives
+
+    monkeypatch.setattr(archives, "VIEWED_MEMBER_MAX", 100)  # the 1,000-byte file streams
+    root = tmp_path / "snap"
+    (root / "a" / "empty").mkdir(parents=True)
+    (root / "a" / "big.bin").write_bytes(random.Random(2).randbytes(1_000))
+    (root / "a" / "small.txt").write_bytes(b"small")
+    (root / "a" / "empty.txt").write_bytes(b"")
+    (root / "link").symlink_to("a/small.txt")
+    (root / "a-store").mkdir()
+    (root / "a-store" / layout.MARKER).write_text("{}")  # a store inside: left out
+    tar = tmp_path / "snap.tar"
+    with tarfile.open(tar, "w") as archive:
+        for path in ["a", "a/big.bin", "a/empty", "a/empty.txt", "a/small.txt", "link"]:
+            archive.add(root / path, arcname=path, recursive=False)
+    before = _open_fds()
+    members = [(m.path, m.type, m.size, m.target) for m in archives.read_members(root)]
+    assert _open_fds() == before
+    assert members == [  # a folder's own members, then its folders'
+        ("link", "symlink", 0, "a/small.txt"),
+        ("a/big.bin", "file", 1_000, ""),
+        ("a/empty.txt", "file", 0, ""),
+        ("a/small.txt", "file", 5, ""),
+        ("a/empty", "dir", 0, ""),
+    ]
+    assert tree_digest(root) == tree_digest(tar)
+
+
+def test_a_folder_file_that_shrinks_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "snap").mkdir()
+    (tmp_path / "snap" / "log.txt").write_bytes(b"0123456789")
+    fstat = os.fstat
+
+    def larger(fd: int) -> os.stat_result:  # as if it lost bytes between stat and read
+        info = list(fstat(fd))
+        info[stat.ST_SIZE] += 5
+        return os.stat_result(info)
+
+    monkeypatch.setattr(os, "fstat", larger)
+    with pytest.raises(ArchiveError, match=r"^'log.txt': changed while being read \(it had 15"):
+        tree_digest(tmp_path / "snap")
+
+
+def test_a_fifo_in_a_folder_is_refused_not_waited_on(tmp_path: Path) -> None:
+    (tmp_path / "snap").mkdir()
+    os.mkfifo(tmp_path / "snap" / "pipe")
+    with pytest.raises(ArchiveError, match=r"^'pipe': not a regular file, symlink or folder$"):
+        tree_digest(tmp_path / "snap")

@@ -109,34 +109,58 @@ def detect_compression(head: bytes) -> str | None:
 
 
 def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
-    for folder, dirs, files in os.walk(root):
+    """A folder's members, folder by folder, names sorted; files up to
+    ``VIEWED_MEMBER_MAX`` come whole, as a tar's do (read with one call: a file object,
+    a path object and a stat a file cost a third of a folder's ingest)."""
+    folders = [(os.fspath(root), "")]
+    while folders:
+        folder, rel_folder = folders.pop()
+        with os.scandir(folder) as listing:  # an unreadable folder is an error, not skipped
+            entries = sorted(listing, key=lambda entry: entry.name)
         # A store inside the folder is left out, as git leaves out .git: `cas put --tree .`
         # beside the embedded store .cas/ would otherwise snapshot the store itself.
-        dirs[:] = sorted(d for d in dirs if not os.path.isfile(os.path.join(folder, d, MARKER)))
-        base = Path(folder)
-        rel_folder = base.relative_to(root).as_posix()
-        names = sorted(files + [d for d in dirs if (base / d).is_symlink()])
-        dirs[:] = [d for d in dirs if not (base / d).is_symlink()]
-        if not names and not dirs and rel_folder != ".":
-            yield Member(rel_folder, "dir")
-        for name in names:
-            full = base / name
-            rel = full.relative_to(root).as_posix()
-            info = full.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                yield Member(rel, "symlink", target=os.readlink(full))
-            elif stat.S_ISREG(info.st_mode):
-                counter.add(info.st_size, rel)
-                with open(full, "rb") as content:
-                    yield Member(
-                        rel,
-                        "file",
-                        info.st_size,
-                        bool(info.st_mode & _EXECUTABLE),
-                        content=content,
-                    )
+        subfolders = [
+            e
+            for e in entries
+            if e.is_dir(follow_symlinks=False) and not os.path.isfile(os.path.join(e, MARKER))
+        ]
+        others = [e for e in entries if not e.is_dir(follow_symlinks=False)]
+        if not others and not subfolders and rel_folder:
+            yield Member(rel_folder[:-1], "dir")
+        for entry in others:
+            rel = rel_folder + entry.name
+            if entry.is_symlink():
+                yield Member(rel, "symlink", target=os.readlink(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield from _folder_file(entry.path, rel, counter)
             else:
                 raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
+        folders.extend((e.path, f"{rel_folder}{e.name}/") for e in reversed(subfolders))
+
+
+def _folder_file(path: str, rel: str, counter: _Counter) -> Iterator[Member]:
+    # O_NONBLOCK: a file replaced by a FIFO meanwhile is refused below, not waited on.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
+        size, executable = info.st_size, bool(info.st_mode & _EXECUTABLE)
+        counter.add(size, rel)
+        if size > VIEWED_MEMBER_MAX:  # read a piece at a time by whoever stores it
+            with open(fd, "rb", closefd=False) as content:
+                yield Member(rel, "file", size, executable, content=content)
+            return
+        pieces, got = [], 0
+        while got < size and (piece := os.read(fd, size - got)):
+            pieces.append(piece)
+            got += len(piece)
+        if got != size:  # what was there when it was looked at, or an error; never less
+            raise ArchiveError(f"{rel!r}: changed while being read (it had {size} bytes)")
+    finally:
+        os.close(fd)
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    yield Member(rel, "file", size, executable, data=memoryview(data))
 
 
 class Prefixed(io.RawIOBase):
