@@ -15,6 +15,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -780,4 +781,21 @@ def test_a_fifo_in_a_folder_is_refused_not_waited_on(tmp_path: Path) -> None:
     (tmp_path / "snap").mkdir()
     os.mkfifo(tmp_path / "snap" / "pipe")
     with pytest.raises(ArchiveError, match=r"^'pipe': not a regular file, symlink or folder$"):
+        tree_digest(tmp_path / "snap")
+
+
+def test_an_unreadable_folder_is_an_error_not_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "snap" / "locked").mkdir(parents=True)
+    (tmp_path / "snap" / "locked" / "secret.txt").write_text("x")
+    scandir = os.scandir
+
+    def denied(path: str) -> Any:  # as for a user without the folder's x bit (not root)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(PermissionError, match="Permission denied"):
         tree_digest(tmp_path / "snap")
