@@ -216,6 +216,7 @@ class PackWriter:
         self._block_rows: list[tuple[str, int, int]] = []
         self._sealed: list[tuple[Future[bytes], list[tuple[str, int, int]]]] = []
         self._file: IO[bytes] | None = None
+        self._size = 0  # of the pack being written
         self._hasher = blake3()
         self._rows: list[Row] = []
         # Published packs are uploaded one at a time, the next one filling meanwhile;
@@ -278,13 +279,15 @@ class PackWriter:
                     self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - until flush()
                         dir=self._backend.staging_dir(), prefix=f"{TEMP_MARK}pack-", delete=False
                     )
-                offset = self._file.tell()
+                    self._size = 0
                 self._file.write(frame)
             except OSError as exc:  # a full disk is the store's failure, not the input's
                 raise staging_error(exc) from exc
+            # Counted, not asked (tell() is a system call, and lets the interpreter lock go).
+            offset, self._size = self._size, self._size + len(frame)
             self._hasher.update(frame)
             self._rows.extend((d, offset, len(frame), o, n) for d, o, n in rows)
-            if self._file.tell() >= TARGET_PACK_SIZE:
+            if self._size >= TARGET_PACK_SIZE:
                 self._publish()
 
     def flush(self) -> None:
