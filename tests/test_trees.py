@@ -734,7 +734,7 @@ def test_a_folder_reads_as_its_tar_does_large_files_streamed_and_closed(
 ) -> None:
     from casstore.trees import archives
 
-    monkeypatch.setattr(archives, "VIEWED_MEMBER_MAX", 100)  # the 1,000-byte file streams
+    monkeypatch.setattr(archives, "FOLDER_FILE_WHOLE", 100)  # the 1,000-byte file streams
     root = tmp_path / "snap"
     (root / "a" / "empty").mkdir(parents=True)
     (root / "a" / "big.bin").write_bytes(random.Random(2).randbytes(1_000))

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 #: Tar members up to this size come whole, as views of the archive; larger ones are
 #: read a piece at a time, so that memory never grows with a member.
 VIEWED_MEMBER_MAX = 64 << 20
+#: A folder's files up to this size are read whole, with one call; larger ones a piece at
+#: a time. (Up to VIEWED_MEMBER_MAX, as a tar's, a folder like /usr/lib peaked at 260 MB,
+#: not 190: unlike a map's pages, a large file read whole stays in memory until the last
+#: of its chunks is stored.)
+FOLDER_FILE_WHOLE = 4 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
 _EXECUTABLE = stat.S_IXUSR
@@ -110,7 +115,7 @@ def detect_compression(head: bytes) -> str | None:
 
 def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
     """A folder's members, folder by folder, names sorted; files up to
-    ``VIEWED_MEMBER_MAX`` come whole, as a tar's do (read with one call: a file object,
+    ``FOLDER_FILE_WHOLE`` come whole, as a tar's do (read with one call: a file object,
     a path object and a stat a file cost a third of a folder's ingest)."""
     folders = [(os.fspath(root), "")]
     while folders:
@@ -147,7 +152,7 @@ def _folder_file(path: str, rel: str, counter: _Counter) -> Iterator[Member]:
             raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
         size, executable = info.st_size, bool(info.st_mode & _EXECUTABLE)
         counter.add(size, rel)
-        if size > VIEWED_MEMBER_MAX:  # read a piece at a time by whoever stores it
+        if size > FOLDER_FILE_WHOLE:  # read a piece at a time by whoever stores it
             with open(fd, "rb", closefd=False) as content:
                 yield Member(rel, "file", size, executable, content=content)
             return
