@@ -21,7 +21,7 @@ from casstore.maintenance.gc import collect
 from casstore.store.batch import CHUNKED_MIN
 from casstore.store.objects import Store
 from casstore.store.open import init_store
-from tests.helpers import flip_stored_byte
+from tests.helpers import flip_stored_byte, run_cas
 
 SIZE = CHUNKED_MIN + (4 << 20)
 
@@ -194,3 +194,17 @@ def test_a_chunk_list_naming_a_missing_chunk_is_corrupt_in_every_format(
     with pytest.raises(ChunkMissing, match=f"{digest}: its chunk {absent} is missing"):
         local_store.get_tree(tree, tmp_path / out)
     assert not (tmp_path / out).exists()
+
+
+@pytest.mark.parametrize("out", ["folder", "x.tar", "x.zip", "-"])
+def test_a_damaged_chunk_is_named_by_its_file_whatever_the_output(
+    out: str, local_store: Store, tmp_path: Path
+) -> None:
+    tree = local_store.put_tree(_snapshot(tmp_path / "s", bytes(_database()))).digest
+    digest = "blake3:" + blake3(_database()).hexdigest()
+    chunks = [d for d, _ in local_store.chunk_list(digest) or []]
+    flip_stored_byte(local_store, chunks[1])
+    where = ["--format", "tar"] if out == "-" else ["-o", str(tmp_path / out)]
+    got = run_cas("--store", str(tmp_path / "store"), "get", tree, *where)
+    assert got.returncode == 4
+    assert got.stderr.decode().startswith(f"cas: 'db.sqlite': {chunks[1]}: "), got.stderr

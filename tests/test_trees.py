@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import json
@@ -10,7 +11,10 @@ import lzma
 import os
 import random
 import re
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -799,3 +803,47 @@ def test_an_unreadable_folder_is_an_error_not_left_out(
     monkeypatch.setattr(os, "scandir", denied)
     with pytest.raises(PermissionError, match="Permission denied"):
         tree_digest(tmp_path / "snap")
+
+
+def _cas_reading(store: Path, data: bytes) -> subprocess.Popen[bytes]:
+    """``cas put --tree -`` given ``data`` on a pipe left open: a producer that stalls."""
+    env = {k: v for k, v in os.environ.items() if k != "CAS_STORE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casstore", "--store", str(store), "put", "--tree", "-"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # it may stop before taking all of it
+        process.stdin.write(data)  # returns once cas has read all but a pipe's buffer
+        process.stdin.flush()
+    return process
+
+
+@pytest.mark.parametrize(
+    "compress", [bytes, gzip.compress, zstandard.compress], ids=["tar", "gz", "zst"]
+)
+def test_a_stalled_stdin_stops_at_once_on_sigterm_and_on_an_error(
+    tmp_path: Path, compress: Callable[[bytes], bytes]
+) -> None:
+    store = tmp_path / "store"
+    assert run_cas("init", str(store)).returncode == 0
+    rng = random.Random(3)
+    good = tar_with([(member(f"f{i}"), rng.randbytes(256 << 10)) for i in range(12)])
+    bad = bytes([good[0] ^ 0xFF]) + good[1:]  # the first header's checksum fails
+    cases = [(good, (128 + signal.SIGTERM, b"cas: terminated\n"))]
+    if compress is not gzip.compress:  # igzip fills a read before returning any of it
+        cases.append((bad, (1, b"cas: -: a corrupt tar header (bad checksum)\n")))
+    for data, expected in cases:
+        process = _cas_reading(store, compress(data)[:-100])  # its end never comes
+        if expected[0] != 1:
+            process.send_signal(signal.SIGTERM)
+        try:  # a bound only: waiting in a read of a pipe, it would wait until the pipe ends
+            returncode = process.wait(timeout=120)
+            assert process.stderr is not None
+            assert (returncode, process.stderr.read()) == expected
+        finally:
+            process.kill()
+            process.communicate()
+    assert run_cas("--store", str(store), "ls").stdout == b""  # nothing stored

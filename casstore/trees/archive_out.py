@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from casstore.errors import ArchiveError
+from casstore.errors import ArchiveError, IntegrityError
 from casstore.fileio import atomic_write, write_all
 from casstore.format.tree import Entry
 from casstore.trees import tarwrite
-from casstore.trees.readahead import SMALL_FILE, file_contents
+from casstore.trees.readahead import SMALL_FILE, file_contents, in_file
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
@@ -147,12 +147,22 @@ def _gathering(out: IO[bytes]) -> Callable[[list[bytes]], None]:
     return write
 
 
+def _large_pieces(store: ObjectReader, entry: Entry, verify_first: bool) -> Iterator[bytes]:
+    """A large file not stored as chunks, a MiB at a time (see :func:`_content`); damage
+    named by the file (the store names its object, or one of its chunks)."""
+    try:
+        with _content(store, entry, verify_first) as content:
+            while piece := content.read(1 << 20):
+                yield piece
+    except IntegrityError as exc:
+        raise in_file(exc, entry.path) from None
+
+
 def _write_large(store: ObjectReader, entry: Entry, out: IO[bytes], verify_first: bool) -> None:
-    with _content(store, entry, verify_first) as content:
-        written = 0
-        while piece := content.read(1 << 20):
-            out.write(piece)
-            written += len(piece)
+    written = 0
+    for piece in _large_pieces(store, entry, verify_first):
+        out.write(piece)
+        written += len(piece)
     if written != entry.size:
         raise ArchiveError(f"{entry.path!r}: not the size its tree records")
     out.write(tarwrite.padding(entry.size))
@@ -230,6 +240,5 @@ def _zip_members(
                 for piece in content:
                     dst.write(piece)
                 continue
-            with _content(store, entry, verify_first) as stream:
-                while piece := stream.read(1 << 20):
-                    dst.write(piece)
+            for piece in _large_pieces(store, entry, verify_first):
+                dst.write(piece)

@@ -194,10 +194,11 @@ class Prefixed(io.RawIOBase):
 
 def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Mapped | Windowed:
     """The tar stream inside ``stream``: mapped when ``mappable``, plain and a file; a
-    compressed one decompressed on a thread of its own, ahead of the parsing."""
+    compressed file decompressed on a thread of its own, ahead of the parsing."""
     head = stream.read(512)
     compression = detect_compression(head)
     raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
+    regular = mappable and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
     if compression is None:
         empty = head == bytes(512)  # an archive of nothing: only end-of-archive blocks
         if len(head) < 512 or (
@@ -206,11 +207,13 @@ def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Ma
             raise ArchiveError(
                 f"{what}: not a folder, a tar archive (plain or compressed) or a zip"
             )
-        if mappable and stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        if regular:
             with suppress(OSError):  # no room to map it (a ulimit -v): read it instead
                 return Mapped(stream.fileno())
         return raw
-    return Windowed(_decoder(compression, raw), ahead=True)
+    # Read ahead from a file only: a pipe's read may wait for ever (a stalled producer),
+    # and a thread waiting in it held up Ctrl-C, the exit, and an error already found.
+    return Windowed(_decoder(compression, raw), ahead=regular)
 
 
 def _decoder(compression: str, raw: IO[bytes]) -> IO[bytes]:

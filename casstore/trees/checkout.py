@@ -26,7 +26,7 @@ from casstore.format import tree
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import Entry
 from casstore.trees.archive_out import FORMATS, write_archive_file
-from casstore.trees.readahead import is_small, with_path
+from casstore.trees.readahead import in_file, is_small, with_path
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
@@ -164,6 +164,8 @@ def _write_large(
                         if stop.is_set():
                             return
                         write_all(fd, [piece])
+            except IntegrityError as exc:  # a chunk's digest, maybe: the file is named here
+                raise in_file(exc, entry.path) from None
             finally:
                 os.close(fd)
 

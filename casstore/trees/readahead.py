@@ -65,14 +65,18 @@ def file_contents(
         )
 
 
-def with_path(exc: IntegrityError, owners: Mapping[str, str]) -> IntegrityError:
-    """``exc``, the damaged object it names (by its digest, first, as the store names
-    every object) named by the file it belongs to as well: a digest says nothing to
-    whoever reads a snapshot. ``owners`` maps digests to paths."""
-    path = owners.get(str(exc)[: len(PREFIX) + HEX_LENGTH])
-    if path is not None:
-        exc.args = (f"{path!r}: {exc}",)  # the same error, of the same class (exit code)
+def in_file(exc: IntegrityError, path: str) -> IntegrityError:
+    """``exc``, damage the store names by an object's digest, named by the file it belongs
+    to as well: a digest says nothing to whoever reads a snapshot."""
+    exc.args = (f"{path!r}: {exc}",)  # the same error, of the same class (exit code)
     return exc
+
+
+def with_path(exc: IntegrityError, owners: Mapping[str, str]) -> IntegrityError:
+    """``exc`` :func:`in_file` of the file whose object it names first (as the store
+    names every object it finds damaged), if ``owners`` (digests to paths) has it."""
+    path = owners.get(str(exc)[: len(PREFIX) + HEX_LENGTH])
+    return exc if path is None else in_file(exc, path)
 
 
 def _named(

@@ -197,7 +197,13 @@ class Windowed:
         at the end."""
         if self._eof:
             return b""
-        data = next(self._windows) if self._windows is not None else self._stream.read(n)
+        if self._windows is not None:
+            data = next(self._windows)
+        else:
+            # What has come, not all that was asked for: from a pipe whose producer
+            # stalls, an error in what came, or Ctrl-C, must not wait for the rest.
+            read1 = getattr(self._stream, "read1", None)
+            data = (read1(n) if read1 is not None else b"") or self._stream.read(n)
         self._eof = not data
         return data
 
