@@ -326,12 +326,14 @@ def register(add: Adder) -> None:
     p.add_argument(
         "--tree",
         action="store_true",
-        help="store a snapshot as a tree: PATH is a folder, .zip, .tar, .tar.gz or .tar.zst "
-        "(detected from content), or - for a tar stream on stdin",
+        help="store a snapshot as a tree: PATH is a folder, a .zip, or a .tar plain or compressed "
+        "(gzip, zstd, bzip2, xz: detected from content), or - for a tar stream on stdin",
     )
 
     p = add("tree", cmd_tree, "print the tree digest of a snapshot, storing nothing")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, zip, tar[.gz|.zst], -")
+    p.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="folder, zip, tar[.gz|.zst|.bz2|.xz], -"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per source")
 
     p = add("get", cmd_get, "write an object's verified content to a file or stdout")

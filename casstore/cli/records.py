@@ -45,7 +45,7 @@ def _operand(spec: str, store: Callable[[], Store]) -> _Operand:
         digest, entries = local_tree(spec)
         return _Operand(spec, tree.KIND, entries)
     missing = ObjectNotFound(spec, f"{spec}: no such file or folder")
-    if spec.startswith(("/", "./", "../", "~")):  # a path, never a ref
+    if spec.startswith(("/", "./", "../", "~")) or spec.endswith("/"):  # a path, not a ref
         raise missing
     opened = store()
     try:

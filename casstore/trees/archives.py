@@ -40,6 +40,8 @@ FOLDER_FILE_WHOLE = 4 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
 _EXECUTABLE = stat.S_IXUSR
+#: What is said of a member that is not a file, folder or symlink, whatever the source.
+SPECIAL = "a device, FIFO or other special file is not allowed"
 
 _MAGIC = {
     b"\x1f\x8b": "gz",
@@ -139,7 +141,7 @@ def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
             elif entry.is_file(follow_symlinks=False):
                 yield from _folder_file(entry.path, rel, counter)
             else:
-                raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
+                raise ArchiveError(f"{rel!r}: {SPECIAL}")
         folders.extend((e.path, f"{rel_folder}{e.name}/") for e in reversed(subfolders))
 
 
@@ -149,7 +151,7 @@ def _folder_file(path: str, rel: str, counter: _Counter) -> Iterator[Member]:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ArchiveError(f"{rel!r}: not a regular file, symlink or folder")
+            raise ArchiveError(f"{rel!r}: {SPECIAL}")
         size, executable = info.st_size, bool(info.st_mode & _EXECUTABLE)
         counter.add(size, rel)
         if size > FOLDER_FILE_WHOLE:  # read a piece at a time by whoever stores it
@@ -204,9 +206,8 @@ def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Ma
         if len(head) < 512 or (
             head[257:262] != b"ustar" and not empty and not _looks_like_tar(head)
         ):
-            raise ArchiveError(
-                f"{what}: not a folder, a tar archive (plain or compressed) or a zip"
-            )
+            expected = "a tar" if what == "-" else "a folder, a zip or a tar"
+            raise ArchiveError(f"{what}: not {expected} (plain or compressed)")
         if regular:
             with suppress(OSError):  # no room to map it (a ulimit -v): read it instead
                 return Mapped(stream.fileno())
@@ -335,7 +336,7 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
         if not target:  # "" or "./": the archive's root, never a file
             raise ArchiveError(f"{header.name!r}: a hard link to no file ({header.linkname!r})")
         return Member(path, "file", hardlink=target)
-    raise ArchiveError(f"{header.name!r}: a device, FIFO or other special file is not allowed")
+    raise ArchiveError(f"{header.name!r}: {SPECIAL}")
 
 
 def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
@@ -370,7 +371,7 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
                 yield Member(path, "symlink", target=target.decode("utf-8", "surrogateescape"))
                 continue
             if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-                raise ArchiveError(f"{info.filename!r}: a special file is not allowed")
+                raise ArchiveError(f"{info.filename!r}: {SPECIAL}")
             counter.add(info.file_size, info.filename)
             with _zip_errors(info.filename), archive.open(info) as content:
                 executable = bool(mode & _EXECUTABLE)
