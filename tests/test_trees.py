@@ -711,7 +711,8 @@ def test_diff_names_a_missing_snapshot_file_as_a_file(tmp_path: Path) -> None:
     assert diff.returncode == 3 and "no ref named nothing-tagged" in diff.stderr.decode()
 
 
-def test_damage_is_named_by_the_file_it_belongs_to(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["flipped", "deleted"])
+def test_damage_is_named_by_the_file_it_belongs_to(tmp_path: Path, damage: str) -> None:
     root = tmp_path / "snap"
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "only.txt").write_bytes(random.Random(1).randbytes(5_000))
@@ -719,13 +720,17 @@ def test_damage_is_named_by_the_file_it_belongs_to(tmp_path: Path) -> None:
     assert run_cas("--store", str(store), "init").returncode == 0
     digest = run_cas("--store", str(store), "put", "--tree", str(root)).stdout.split()[0]
     [pack] = [p for p in (store / "packs").rglob("*") if p.is_file()]
-    data = bytearray(pack.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    pack.write_bytes(bytes(data))
+    if damage == "deleted":
+        pack.unlink()
+    else:
+        data = bytearray(pack.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        pack.write_bytes(bytes(data))
+    said, code = ("blake3:", 4) if damage == "flipped" else ("not found: blake3:", 3)
     for out in ("folder", "snapshot.tar", "snapshot.zip"):
         got = run_cas("--store", str(store), "get", digest.decode(), "-o", str(tmp_path / out))
-        assert got.returncode == 4, got.stderr
-        assert got.stderr.decode().startswith("cas: 'sub/only.txt': blake3:"), got.stderr
+        assert got.returncode == code, got.stderr
+        assert got.stderr.decode().startswith(f"cas: 'sub/only.txt': {said}"), got.stderr
         assert not (tmp_path / out).exists()
 
 

@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from casstore.errors import ArchiveError, IntegrityError
+from casstore.errors import ArchiveError
 from casstore.fileio import atomic_write, write_all
 from casstore.format.tree import Entry
 from casstore.trees import tarwrite
-from casstore.trees.readahead import SMALL_FILE, file_contents, in_file
+from casstore.trees.readahead import DAMAGE, SMALL_FILE, file_contents, in_file
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
@@ -154,7 +154,7 @@ def _large_pieces(store: ObjectReader, entry: Entry, verify_first: bool) -> Iter
         with _content(store, entry, verify_first) as content:
             while piece := content.read(1 << 20):
                 yield piece
-    except IntegrityError as exc:
+    except DAMAGE as exc:
         raise in_file(exc, entry.path) from None
 
 

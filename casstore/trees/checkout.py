@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from casstore.errors import ArchiveError, DestinationError, IntegrityError
+from casstore.errors import ArchiveError, DestinationError
 from casstore.fileio import write_all
 from casstore.format import tree
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import Entry
 from casstore.trees.archive_out import FORMATS, write_archive_file
-from casstore.trees.readahead import in_file, is_small, with_path
+from casstore.trees.readahead import DAMAGE, in_file, is_small, with_path
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectReader
@@ -147,7 +147,7 @@ def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
             streaming.result()
         except BaseException as exc:
             stop.set()  # the large files stop too (the folder is thrown away)
-            if isinstance(exc, IntegrityError):
+            if isinstance(exc, DAMAGE):
                 raise with_path(exc, {d: same[0].path for d, same in paths.items()}) from None
             raise
 
@@ -164,7 +164,7 @@ def _write_large(
                         if stop.is_set():
                             return
                         write_all(fd, [piece])
-            except IntegrityError as exc:  # a chunk's digest, maybe: the file is named here
+            except DAMAGE as exc:  # a chunk's digest, maybe: the file is named here
                 raise in_file(exc, entry.path) from None
             finally:
                 os.close(fd)

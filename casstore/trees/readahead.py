@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from casstore.errors import ArchiveError, ChunkMissing, IntegrityError, ObjectNotFound
+from casstore.errors import ArchiveError, CasError, ChunkMissing, IntegrityError, ObjectNotFound
 from casstore.format.digest import HEX_LENGTH, PREFIX
 from casstore.format.tree import Entry
 
@@ -65,17 +65,28 @@ def file_contents(
         )
 
 
-def in_file(exc: IntegrityError, path: str) -> IntegrityError:
+#: What a snapshot's reader meets when an object is damaged or absent.
+DAMAGE = (IntegrityError, ObjectNotFound)
+_D = TypeVar("_D", bound=CasError)
+
+
+def in_file(exc: _D, path: str) -> _D:
     """``exc``, damage the store names by an object's digest, named by the file it belongs
-    to as well: a digest says nothing to whoever reads a snapshot."""
-    exc.args = (f"{path!r}: {exc}",)  # the same error, of the same class (exit code)
+    to as well (once): a digest says nothing to whoever reads a snapshot."""
+    named = f"{path!r}: "
+    if not str(exc).startswith(named):
+        exc.args = (named + str(exc),)  # the same error, of the same class (exit code)
     return exc
 
 
-def with_path(exc: IntegrityError, owners: Mapping[str, str]) -> IntegrityError:
-    """``exc`` :func:`in_file` of the file whose object it names first (as the store
-    names every object it finds damaged), if ``owners`` (digests to paths) has it."""
-    path = owners.get(str(exc)[: len(PREFIX) + HEX_LENGTH])
+def with_path(exc: _D, owners: Mapping[str, str]) -> _D:
+    """``exc`` :func:`in_file` of the file whose object it names (an absent one by
+    ``what``, a damaged one first in its message, as the store says it), if ``owners``
+    (digests to paths) has it."""
+    if isinstance(exc, ObjectNotFound):
+        path = owners.get(exc.what)
+    else:
+        path = owners.get(str(exc)[: len(PREFIX) + HEX_LENGTH])
     return exc if path is None else in_file(exc, path)
 
 
@@ -85,7 +96,7 @@ def _named(
     def named() -> bytes:
         try:
             return take()
-        except IntegrityError as exc:  # arriving in the store's order: maybe another file's
+        except DAMAGE as exc:  # arriving in the store's order: maybe another file's
             owners = {d: e.path for e, plan in zip(files, plans, strict=True) for d in plan or ()}
             raise with_path(exc, owners) from None
 
@@ -129,7 +140,7 @@ def _chunks(entry: Entry, plan: list[str], take: Callable[[], bytes]) -> Iterato
         except ObjectNotFound as exc:  # as any reader of the file says it: corrupt, not absent
             if exc.what not in plan:
                 raise
-            raise ChunkMissing(entry.digest, exc.what) from None
+            raise in_file(ChunkMissing(entry.digest, exc.what), entry.path) from None
         hasher.update(data)
         size += len(data)
         if index:
