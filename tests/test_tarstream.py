@@ -178,7 +178,7 @@ NTI: Callable[[bytes], int] = tarfile.nti  # type: ignore[attr-defined]
 FIELDS = st.one_of(
     st.binary(min_size=1, max_size=12).map(lambda b: b"\x80" + b),
     st.binary(min_size=1, max_size=12).map(lambda b: b"\xff" + b),
-    st.lists(st.sampled_from(b"01234567789 \0+-_x\t"), min_size=1, max_size=12).map(bytes),
+    st.lists(st.sampled_from(b"01234567789 \0+-_xX\t"), min_size=1, max_size=12).map(bytes),
 )
 
 
