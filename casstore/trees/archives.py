@@ -40,6 +40,8 @@ FOLDER_FILE_WHOLE = 4 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
 _EXECUTABLE = stat.S_IXUSR
+#: The buffer asked of a pipe on stdin (Linux lets any user have up to 1 MiB).
+PIPE_SIZE = 1 << 20
 #: What is said of a member that is not a file, folder or symlink, whatever the source.
 SPECIAL = "a device, FIFO or other special file is not allowed"
 
@@ -89,7 +91,7 @@ def read_members(
     """The members of ``source`` (``-`` is a tar stream on stdin)."""
     counter = _Counter(max_bytes)
     if str(source) == "-":
-        yield from _tar_members(sys.stdin.buffer, counter, "-")
+        yield from _tar_members(cast(BinaryIO, Signalled(sys.stdin.fileno())), counter, "-")
         return
     path = Path(source)
     if path.is_dir():
@@ -170,6 +172,37 @@ def _folder_file(path: str, rel: str, counter: _Counter) -> Iterator[Member]:
     yield Member(rel, "file", size, executable, data=memoryview(data))
 
 
+class Signalled(io.RawIOBase):
+    """A pipe (stdin) whose waiting read Ctrl-C or SIGTERM cuts short. The kernel hands a
+    signal to any thread, and only the thread that gets it has its system call cut short:
+    when a compressing thread got it, the main thread waited on in its read, and its
+    handler never ran. So a read waits for data a second at a time, between which the
+    interpreter runs a handler that is due."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        # A pipe of 64 KiB made each read that much, every one a select and a read, and
+        # a window of the tar reader: 1 MiB, where the system allows it (Linux).
+        with suppress(OSError, AttributeError):
+            import fcntl
+
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        import select
+
+        while not select.select([self._fd], [], [], 1.0)[0]:
+            pass
+        return os.readv(self._fd, [buffer])
+
+
 class Prefixed(io.RawIOBase):
     """A stream with some bytes already read from it put back in front."""
 
@@ -186,8 +219,10 @@ class Prefixed(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        readinto = getattr(self._rest, "readinto", None)
-        if readinto is not None:  # a file: straight into the buffer, one copy fewer
+        # Straight into the buffer, one copy fewer; what has come (readinto1), when a
+        # pipe's producer may stall.
+        readinto = getattr(self._rest, "readinto1", None) or getattr(self._rest, "readinto", None)
+        if readinto is not None:
             return int(readinto(buffer) or 0)
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
@@ -197,7 +232,9 @@ class Prefixed(io.RawIOBase):
 def _decompressed(stream: BinaryIO, what: str, mappable: bool) -> IO[bytes] | Mapped | Windowed:
     """The tar stream inside ``stream``: mapped when ``mappable``, plain and a file; a
     compressed file decompressed on a thread of its own, ahead of the parsing."""
-    head = stream.read(512)
+    head = b""
+    while len(head) < 512 and (more := stream.read(512 - len(head))):  # a pipe: in pieces
+        head += more
     compression = detect_compression(head)
     raw = io.BufferedReader(Prefixed(head, stream), 1 << 20)
     regular = mappable and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
