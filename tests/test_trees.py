@@ -741,9 +741,9 @@ def _open_fds() -> int:
 def test_a_folder_reads_as_its_tar_does_large_files_streamed_and_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casstore.trees import archives
+    from casstore.trees import archives, folders
 
-    monkeypatch.setattr(archives, "FOLDER_FILE_WHOLE", 100)  # the 1,000-byte file streams
+    monkeypatch.setattr(folders, "FOLDER_FILE_WHOLE", 100)  # the 1,000-byte file streams
     root = tmp_path / "snap"
     (root / "a" / "empty").mkdir(parents=True)
     (root / "a" / "big.bin").write_bytes(random.Random(2).randbytes(1_000))

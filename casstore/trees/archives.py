@@ -16,14 +16,14 @@ import tarfile
 import zipfile
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from casstore.errors import ArchiveError, CasError
-from casstore.format.layout import MARKER
-from casstore.format.tree import Kind, normalize_path
+from casstore.format.tree import normalize_path
+from casstore.trees.folders import folder_members
+from casstore.trees.members import EXECUTABLE, SPECIAL, Counter, Member
 from casstore.trees.tarstream import MAX_META, Mapped, TarHeader, TarReader, Windowed
 
 if TYPE_CHECKING:
@@ -32,18 +32,10 @@ if TYPE_CHECKING:
 #: Tar members up to this size come whole, as views of the archive; larger ones are
 #: read a piece at a time, so that memory never grows with a member.
 VIEWED_MEMBER_MAX = 64 << 20
-#: A folder's files up to this size are read whole, with one call; larger ones a piece at
-#: a time. (Up to VIEWED_MEMBER_MAX, as a tar's, a folder like /usr/lib peaked at 260 MB,
-#: not 190: unlike a map's pages, a large file read whole stays in memory until the last
-#: of its chunks is stored.)
-FOLDER_FILE_WHOLE = 4 << 20
 #: Default bound on the bytes a snapshot may unpack to (a decompression bomb guard).
 DEFAULT_MAX_BYTES = 1 << 40
-_EXECUTABLE = stat.S_IXUSR
 #: The buffer asked of a pipe on stdin (Linux lets any user have up to 1 MiB).
 PIPE_SIZE = 1 << 20
-#: What is said of a member that is not a file, folder or symlink, whatever the source.
-SPECIAL = "a device, FIFO or other special file is not allowed"
 
 _MAGIC = {
     b"\x1f\x8b": "gz",
@@ -53,49 +45,17 @@ _MAGIC = {
 }
 
 
-@dataclass
-class Member:
-    path: str
-    type: Kind
-    size: int = 0
-    executable: bool = False
-    target: str = ""
-    #: For files: the content, to be read before the next member is asked for.
-    content: IO[bytes] | None = None
-    #: For files, instead of ``content`` when having it whole costs no copy (a view
-    #: of a tar, mapped or read a window at a time): the whole content.
-    data: memoryview | None = None
-    #: For tar hard links: the path of the earlier member with the content.
-    hardlink: str = ""
-
-
-class _Counter:
-    """Counts what members unpack to, and stops past the bound."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.total = 0
-
-    def add(self, size: int, member: str) -> None:
-        self.total += size
-        if self.total > self.limit:
-            raise ArchiveError(
-                f"{member!r}: the snapshot unpacks to more than {self.limit} bytes (a "
-                "decompression bomb?); if it is expected, raise [tree] max_bytes in store.toml"
-            )
-
-
 def read_members(
     source: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Generator[Member, None, None]:
     """The members of ``source`` (``-`` is a tar stream on stdin)."""
-    counter = _Counter(max_bytes)
+    counter = Counter(max_bytes)
     if str(source) == "-":
         yield from _tar_members(cast(BinaryIO, Signalled(sys.stdin.fileno())), counter, "-")
         return
     path = Path(source)
     if path.is_dir():
-        yield from _folder_members(path, counter)
+        yield from folder_members(path, counter)
         return
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the error check
@@ -115,61 +75,6 @@ def detect_compression(head: bytes) -> str | None:
         if head.startswith(magic):
             return name
     return None
-
-
-def _folder_members(root: Path, counter: _Counter) -> Iterator[Member]:
-    """A folder's members, folder by folder, names sorted; files up to
-    ``FOLDER_FILE_WHOLE`` come whole, as a tar's do (read with one call: a file object,
-    a path object and a stat a file cost a third of a folder's ingest)."""
-    folders = [(os.fspath(root), "")]
-    while folders:
-        folder, rel_folder = folders.pop()
-        with os.scandir(folder) as listing:  # an unreadable folder is an error, not skipped
-            entries = sorted(listing, key=lambda entry: entry.name)
-        # A store inside the folder is left out, as git leaves out .git: `cas put --tree .`
-        # beside the embedded store .cas/ would otherwise snapshot the store itself.
-        subfolders = [
-            e
-            for e in entries
-            if e.is_dir(follow_symlinks=False) and not os.path.isfile(os.path.join(e, MARKER))
-        ]
-        others = [e for e in entries if not e.is_dir(follow_symlinks=False)]
-        if not others and not subfolders and rel_folder:
-            yield Member(rel_folder[:-1], "dir")
-        for entry in others:
-            rel = rel_folder + entry.name
-            if entry.is_symlink():
-                yield Member(rel, "symlink", target=os.readlink(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                yield from _folder_file(entry.path, rel, counter)
-            else:
-                raise ArchiveError(f"{rel!r}: {SPECIAL}")
-        folders.extend((e.path, f"{rel_folder}{e.name}/") for e in reversed(subfolders))
-
-
-def _folder_file(path: str, rel: str, counter: _Counter) -> Iterator[Member]:
-    # O_NONBLOCK: a file replaced by a FIFO meanwhile is refused below, not waited on.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ArchiveError(f"{rel!r}: {SPECIAL}")
-        size, executable = info.st_size, bool(info.st_mode & _EXECUTABLE)
-        counter.add(size, rel)
-        if size > FOLDER_FILE_WHOLE:  # read a piece at a time by whoever stores it
-            with open(fd, "rb", closefd=False) as content:
-                yield Member(rel, "file", size, executable, content=content)
-            return
-        pieces, got = [], 0
-        while got < size and (piece := os.read(fd, size - got)):
-            pieces.append(piece)
-            got += len(piece)
-        if got != size:  # what was there when it was looked at, or an error; never less
-            raise ArchiveError(f"{rel!r}: changed while being read (it had {size} bytes)")
-    finally:
-        os.close(fd)
-    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    yield Member(rel, "file", size, executable, data=memoryview(data))
 
 
 class Signalled(io.RawIOBase):
@@ -335,7 +240,7 @@ def _corrupt_errors() -> tuple[type[Exception], ...]:
 
 
 def _tar_members(
-    stream: BinaryIO, counter: _Counter, what: str, *, mappable: bool = False
+    stream: BinaryIO, counter: Counter, what: str, *, mappable: bool = False
 ) -> Iterator[Member]:
     # Closed here, never left to the garbage collector: a compressed stream's reading
     # thread is joined on close, which deadlocks when a collection runs inside
@@ -352,13 +257,13 @@ def _tar_members(
                 yield member
 
 
-def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Member | None:
+def _tar_member(header: TarHeader, reader: TarReader, counter: Counter) -> Member | None:
     if not header.name:
         raise ArchiveError("a tar member without a name")
     path = normalize_path(header.name, header.name)
     if not path:
         return None  # the archive's root folder ("./")
-    executable = bool(header.mode & _EXECUTABLE)
+    executable = bool(header.mode & EXECUTABLE)
     if header.kind == "file":
         counter.add(header.size, header.name)
         if header.size <= VIEWED_MEMBER_MAX:
@@ -376,7 +281,7 @@ def _tar_member(header: TarHeader, reader: TarReader, counter: _Counter) -> Memb
     raise ArchiveError(f"{header.name!r}: {SPECIAL}")
 
 
-def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
+def _zip_members(f: BinaryIO, counter: Counter, what: str) -> Iterator[Member]:
     try:
         archive = zipfile.ZipFile(f)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -411,7 +316,7 @@ def _zip_members(f: BinaryIO, counter: _Counter, what: str) -> Iterator[Member]:
                 raise ArchiveError(f"{info.filename!r}: {SPECIAL}")
             counter.add(info.file_size, info.filename)
             with _zip_errors(info.filename), archive.open(info) as content:
-                executable = bool(mode & _EXECUTABLE)
+                executable = bool(mode & EXECUTABLE)
                 yield Member(path, "file", info.file_size, executable, content=content)
 
 

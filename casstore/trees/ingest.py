@@ -19,12 +19,8 @@ from casstore.format import tree
 from casstore.format.digest import PREFIX, hash_bytes
 from casstore.format.objects import IO_SIZE
 from casstore.format.tree import DEFAULT_LIMITS, Entry, Limits
-from casstore.trees.archives import (
-    DEFAULT_MAX_BYTES,
-    Member,
-    corrupt_as_archive_error,
-    read_members,
-)
+from casstore.trees.archives import DEFAULT_MAX_BYTES, corrupt_as_archive_error, read_members
+from casstore.trees.members import Member
 
 if TYPE_CHECKING:
     from casstore.trees.protocol import ObjectWriter
