@@ -674,8 +674,6 @@ def test_an_archive_to_a_terminal_is_refused_with_a_hint_for_its_format(
     fmt: str, local_store: Store, tmp_path: Path
 ) -> None:
     import pty
-    import subprocess
-    import sys
 
     root = tmp_path / "snap"
     root.mkdir()

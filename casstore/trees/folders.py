@@ -22,8 +22,7 @@ FOLDER_FILE_WHOLE = 4 << 20
 
 def folder_members(root: Path, counter: Counter) -> Iterator[Member]:
     """A folder's members, folder by folder, names sorted; files up to
-    ``FOLDER_FILE_WHOLE`` come whole, as a tar's do (read with one call: a file object,
-    a path object and a stat a file cost a third of a folder's ingest)."""
+    ``FOLDER_FILE_WHOLE`` come whole, as a tar's do."""
     folders = [(os.fspath(root), "")]
     while folders:
         folder, rel_folder = folders.pop()

@@ -186,6 +186,9 @@ class Windowed:
         self._view = memoryview(self._buf)
         self._off = 0
         self._eof = False
+        # What has come, not all that was asked for: from a pipe whose producer stalls,
+        # an error in what came, or Ctrl-C, must not wait for the rest.
+        self._read1 = getattr(stream, "read1", None)
         self._stack = ExitStack()
         self._windows: Iterator[bytes] | None = None
         if ahead:
@@ -200,10 +203,7 @@ class Windowed:
         if self._windows is not None:
             data = next(self._windows)
         else:
-            # What has come, not all that was asked for: from a pipe whose producer
-            # stalls, an error in what came, or Ctrl-C, must not wait for the rest.
-            read1 = getattr(self._stream, "read1", None)
-            data = (read1(n) if read1 is not None else b"") or self._stream.read(n)
+            data = (self._read1(n) if self._read1 is not None else b"") or self._stream.read(n)
         self._eof = not data
         return data
 
