@@ -3,6 +3,7 @@ each block decoded once; loose ones one by one, chunks read once."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import itertools
 import random
@@ -262,3 +263,94 @@ def test_read_many_through_a_cache_fills_it(local_store: Store, tmp_path: Path) 
     with local_store.read_many(digests) as reading:
         assert dict(reading) == dict(zip(digests, [b"one", b"two", b"three"], strict=True))
     assert cached.missing(digests) == []
+
+
+# -- read_each: small objects used on the threads that read them ---------------------
+
+
+def test_read_each_uses_each_object_once_verified_on_the_reading_threads(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 2000)  # many spans, on both threads
+    rng = random.Random(10)
+    contents = [rng.randbytes(300) for _ in range(60)]
+    digests = local_store.put_many(contents)
+    alone = local_store.put_bytes(rng.randbytes(MAX_PACKED_SIZE + 1)).digest  # loose
+    decoded = Counter[int]()
+    decode_block = packs.decode_block
+
+    def counted(frame: bytes, pack: str) -> bytes:
+        decoded[len(frame)] += 1
+        return decode_block(frame, pack)
+
+    monkeypatch.setattr(packs, "decode_block", counted)
+    used: list[tuple[str, bytes]] = []
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def use(digest: str, content: bytes) -> None:
+        with lock:
+            used.append((digest, content))
+            threads.add(threading.get_ident())
+
+    before = threading.active_count()
+    local_store.read_each([*reversed(digests), alone, digests[0]], use)
+    assert threading.active_count() == before  # joined
+    expected = dict(zip(digests, contents, strict=True))
+    expected[alone] = local_store.get_bytes(alone)
+    assert sorted(used) == sorted(expected.items())  # each once, whole
+    assert threading.get_ident() not in threads  # used where it was read
+    blocks = {local_store.packs.get(d).block_offset for d in digests}  # type: ignore[union-attr]
+    assert sum(decoded.values()) == len(blocks)  # each block decoded once
+
+
+def _wait_for_all(futures: Any, return_when: str) -> Any:
+    """A caller slow to notice a failure: it waits for every task to end."""
+    return concurrent.futures.wait(futures)
+
+
+def test_read_each_stops_at_a_damaged_object_and_raises_it(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a span a block
+    rng = random.Random(11)
+    digests = local_store.put_many([rng.randbytes(1000) for _ in range(200)])
+    _damage_block(local_store, digests[5])
+    used: list[str] = []
+    before = threading.active_count()
+    with pytest.raises(IntegrityError, match=f"^{digests[5]}: a corrupt block in pack"):
+        local_store.read_each(digests, lambda digest, _: used.append(digest))
+    assert threading.active_count() == before and digests[5] not in used
+    # On one thread, in order: nothing is used after the failure (on two, what the
+    # other thread was reading meanwhile may be), even if the caller noticed it only
+    # at the end: the thread that failed stops the others.
+    used.clear()
+    monkeypatch.setattr(reread, "wait", _wait_for_all)
+    with pytest.raises(IntegrityError, match=f"^{digests[5]}: "):
+        reread.read_each(local_store, digests, lambda digest, _: used.append(digest), workers=1)
+    assert used == digests[:5]
+
+
+def test_read_each_raises_what_its_use_raised_and_stops(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)
+    rng = random.Random(12)
+    digests = local_store.put_many([rng.randbytes(1000) for _ in range(200)])
+    used: list[str] = []
+
+    def use(digest: str, _: bytes) -> None:
+        if digest == digests[5]:
+            raise OSError(28, "No space left on device")
+        used.append(digest)
+
+    with pytest.raises(OSError, match="No space left"):
+        local_store.read_each(digests, use)
+    used.clear()
+    monkeypatch.setattr(reread, "wait", _wait_for_all)
+    with pytest.raises(OSError, match="No space left"):
+        reread.read_each(local_store, digests, use, workers=1)
+    assert used == digests[:5]  # on one thread, in order: none after it

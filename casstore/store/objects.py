@@ -9,7 +9,7 @@ import contextlib
 import functools
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO
 
@@ -119,11 +119,8 @@ class Store(refs.Names):
         return ObjectInfo(digest, len(data), stored_size, encoding)
 
     def put_many(self, items: Iterable[bytes]) -> list[str]:
-        """Store many in-memory objects in one batch; returns their digests.
-
-        Small ones go into a pack, so thousands cost a few requests (or syncs)
-        instead of one each.
-        """
+        """Store many in-memory objects in one batch; returns their digests. Small ones
+        go into a pack: thousands cost a few requests (or syncs), not one each."""
         with self.batch() as batch:
             return [batch.put_bytes(data) for data in items]
 
@@ -145,11 +142,9 @@ class Store(refs.Names):
     ) -> ObjectInfo:
         """Store everything read from ``stream``, in bounded memory.
 
-        An object already present is not sent again; ``check_present=False``
-        skips that check for callers that just made it (in a batch). With
-        ``expected``, content that hashes to anything else raises IntegrityError
-        and is not stored.
-        """
+        An object already present is not sent again; ``check_present=False`` skips
+        that check for callers that just made it (in a batch). With ``expected``,
+        content that hashes to anything else raises IntegrityError and is not stored."""
         self.require_writable()
         encoded = publish_stream(
             self.backend,
@@ -245,6 +240,10 @@ class Store(refs.Names):
     def read_many(self, digests: Iterable[str]) -> Contents:
         """See :meth:`casstore.trees.protocol.ObjectReader.read_many`."""
         return reread.read_many(self, digests)
+
+    def read_each(self, digests: Iterable[str], use: Callable[[str, bytes], None]) -> None:
+        """See :meth:`casstore.trees.protocol.ObjectReader.read_each`."""
+        reread.read_each(self, digests, use)
 
     def copy_to(self, digest: str, dest: IO[bytes], *, progress: Progress | None = None) -> int:
         """Write the content to ``dest``; returns the size. Raises at the end if it is

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -31,6 +31,8 @@ from casstore.store.packs import SPAN_BYTES, block_spans, check_packed, read_spa
 #: is about four times as large, and ``READ_AHEAD`` spans wait decoded ahead).
 READ_SPAN = 2 << 20
 READ_AHEAD = 2
+#: Threads :func:`read_each` reads and uses objects on.
+READ_WORKERS = 2
 #: Objects not read from a pack are read this many per task (small objects: a few MiB).
 LOOSE_BATCH = 8
 
@@ -162,25 +164,14 @@ def _by_pack(
     return by_pack, loose
 
 
-@contextmanager
-def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[str, bytes]]]:
-    """Each distinct object's whole content, verified, as ``(digest, content)``: packed
-    ones as they lie in their packs, read, decoded and hashed a span at a time on
-    two threads ahead of the caller; the others (and all, through a cache) a few at
-    a time among them, in the order asked. Meant for small objects (each is returned
-    whole). A context: leaving it stops the reading and joins the threads.
-
-    A span, not an object, is what the threads hand over: handing over each file
-    made them trade the interpreter lock at every file, which cost as much as the
-    decoding it overlapped."""
-    digests = list(digests)
+def _units(store: Store, digests: list[str]) -> list[Callable[[], list[tuple[str, bytes]]]]:
+    """What reads ``digests`` (each distinct one once): a span of a pack each, or a few
+    objects not packed (all, through a cache: it reads object by object), in the order
+    asked as far as packs allow (a span is read whole, a pack's spans in block order)."""
     if store.cache is None:
         by_pack, others = _by_pack(store, digests)
-    else:  # a cache reads object by object: nothing to gain from packs
+    else:
         by_pack, others = {}, list(dict.fromkeys(digests))
-    # Read in the order asked as far as packs allow (a span is read whole, a pack's
-    # spans in block order), loose objects among them: a tar takes files in path order,
-    # and the loose chunks of a large file read last were read again on its thread.
     first = {digest: index for index, digest in reversed(list(enumerate(digests)))}
     units: list[tuple[int, Callable[[], list[tuple[str, bytes]]]]] = [
         (min(first[digest] for digest, _ in mine), partial(_contents, store, pack, span, mine))
@@ -191,8 +182,66 @@ def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[s
         batch = others[start : start + LOOSE_BATCH]
         units.append((first[batch[0]], partial(_gets, store, batch)))
     units.sort(key=lambda unit: unit[0])
-    with ahead([read for _, read in units], depth=READ_AHEAD) as results:
+    return [read for _, read in units]
+
+
+@contextmanager
+def read_many(store: Store, digests: Iterable[str]) -> Iterator[Iterator[tuple[str, bytes]]]:
+    """Each distinct object's whole content, verified, as ``(digest, content)``: packed
+    ones as they lie in their packs, read, decoded and hashed a span at a time on
+    two threads ahead of the caller; the others a few at a time among them, in the
+    order asked (a tar takes files in path order, and the loose chunks of a large
+    file read last were read again on its thread). Meant for small objects (each is
+    returned whole). A context: leaving it stops the reading and joins the threads.
+
+    A span, not an object, is what the threads hand over: handing over each file
+    made them trade the interpreter lock at every file, which cost as much as the
+    decoding it overlapped."""
+    with ahead(_units(store, list(digests)), depth=READ_AHEAD) as results:
         yield itertools.chain.from_iterable(results)
+
+
+def read_each(
+    store: Store,
+    digests: Iterable[str],
+    use: Callable[[str, bytes], None],
+    *,
+    workers: int = READ_WORKERS,
+) -> None:
+    """``use(digest, content)`` for each distinct object, verified, on ``workers``
+    threads, each using the objects of the span it read: for a folder's files, which
+    may be written in any order. Writing every file on one thread while others read
+    made them trade the interpreter lock at every system call (three a file), and
+    left a file system's own work (most of a checkout's time on ext4) on one core:
+    written so, a 15,561-file tree took 1.3-1.5 s, not 1.8-2.0 s, on a new ext4.
+
+    The first error (a damaged object, or one ``use`` raised) stops the others and is
+    raised here, as is an interrupt, once the threads have stopped."""
+    stop = threading.Event()
+
+    def run(read: Callable[[], list[tuple[str, bytes]]]) -> None:
+        if stop.is_set():
+            return
+        try:
+            for digest, content in read():
+                if stop.is_set():
+                    return
+                use(digest, content)
+        except BaseException:
+            stop.set()  # the others stop at their next object, not once this is noticed
+            raise
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="casstore-read") as pool:
+        futures = [pool.submit(run, read) for read in _units(store, list(digests))]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # the failure that ended the wait, if one did
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _gets(store: Store, digests: list[str]) -> list[tuple[str, bytes]]:

@@ -124,6 +124,9 @@ class StoreTests:
         assert fresh.resolve(digests[3][7:19]) == digests[3]
         with fresh.read_many(reversed(digests)) as reading:  # as they lie, each once
             assert list(reading) == list(zip(digests, datas, strict=True))
+        used: list[tuple[str, bytes]] = []
+        fresh.read_each([*digests, digests[0]], lambda *pair: used.append(pair))
+        assert sorted(used) == sorted(zip(digests, datas, strict=True))  # each once
         out = tmp_path / "out"
         fresh.get_file(digests[0], out)
         assert out.read_bytes() == datas[0]
@@ -147,6 +150,8 @@ class StoreTests:
             fresh.verify(digests[2])
         with pytest.raises(IntegrityError), fresh.read_many(digests) as reading:
             list(reading)
+        with pytest.raises(IntegrityError):
+            fresh.read_each(digests, lambda digest, content: None)
         store.backend.write_bytes(pack_key, bytes(stored[:100]))
         with pytest.raises(IntegrityError, match="truncated"):
             open_store(store.url, cache=False).get_bytes(digests[1])
@@ -330,6 +335,9 @@ class StoreTests:
         assert store.get_bytes(digest) == data
         with store.read_many([digest]) as reading:
             assert list(reading) == [(digest, data)]
+        used: list[tuple[str, bytes]] = []
+        store.read_each([digest], lambda *pair: used.append(pair))
+        assert used == [(digest, data)]
         with store.open(digest) as reader:
             assert reader.read(7) == data[:7]
             assert reader.read(3_000_000) == data[7:3_000_007]  # full reads, never short

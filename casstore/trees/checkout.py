@@ -123,27 +123,29 @@ def _write_entries(store: ObjectReader, entries: list[Entry], root: str) -> None
 
 
 def _write_files(store: ObjectReader, entries: list[Entry], root: str) -> None:
-    """Every file: small ones in the order the store reads them fastest (a folder's
-    files may be written in any order), large ones meanwhile on another thread,
-    streamed (their decoding leaves the interpreter free)."""
+    """Every file: small ones on the threads that read them, in the order the store
+    reads them fastest (a folder's files may be written in any order), large ones
+    meanwhile on another thread, streamed (their decoding leaves the interpreter free)."""
     paths: dict[str, list[Entry]] = {}
     for entry in entries:
         if entry.type == "file":
             paths.setdefault(entry.digest, []).append(entry)
     large = [(digest, same) for digest, same in paths.items() if not is_small(same[0])]
     small = [digest for digest, same in paths.items() if is_small(same[0])]
+
+    def write(digest: str, data: bytes) -> None:
+        for entry in paths[digest]:
+            fd = _create(root, entry)
+            try:
+                write_all(fd, [data])  # no file object: two calls, not ten
+            finally:
+                os.close(fd)
+
     stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="casstore-large") as pool:
         streaming = pool.submit(_write_large, store, large, root, stop)
         try:
-            with store.read_many(small) as contents:
-                for digest, data in contents:
-                    for entry in paths[digest]:
-                        fd = _create(root, entry)
-                        try:
-                            write_all(fd, [data])  # no file object: two calls, not ten
-                        finally:
-                            os.close(fd)
+            store.read_each(small, write)
             streaming.result()
         except BaseException as exc:
             stop.set()  # the large files stop too (the folder is thrown away)

@@ -6,7 +6,7 @@ that stores and verifies objects by digest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -36,6 +36,11 @@ class ObjectReader(Protocol):
         """Each distinct (small) object's content, verified, as ``(digest, content)`` in
         the order that reads them fastest (a folder's files are written in it; an
         archive's are put back in path order); a context (leaving it stops the reading)."""
+        ...
+
+    def read_each(self, digests: Iterable[str], use: Callable[[str, bytes], None]) -> None:
+        """``use(digest, content)`` for each distinct (small) object, verified, on the
+        reading threads, in any order; the first error stops the reading and is raised."""
         ...
 
     def chunk_list(self, digest: str) -> list[tuple[str, int]] | None:
