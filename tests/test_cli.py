@@ -125,6 +125,9 @@ def test_tags(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["put", "missing-file"], 1, "missing-file"),
         (["frobnicate"], 2, "unknown command 'frobnicate'"),
         (["pt", "x"], 2, "did you mean 'put'?"),
+        # An option's value is not a command, and the values it takes are named.
+        (["get", hash_bytes(b"x"), "--format", "tar.bz2"], 2, "unknown --format value 'tar.bz2'"),
+        (["get", hash_bytes(b"x"), "--format", "foo"], 2, "(one of dir, zip, tar, tar.gz,"),
         (["tag"], 2, "required"),
     ],
 )

@@ -132,3 +132,16 @@ def test_a_missing_bucket_is_named_and_can_be_created(
     assert code == 0 and "initialized empty store" in out
     assert _cas(capsys, "--store", f"s3://{bucket}/x", "ls")[0] == 0
     assert bucket != BUCKET
+
+
+def test_archive_names_get_cannot_write_are_refused_not_made_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, _ = init_store(str(tmp_path / "s"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"hi")
+    tree = store.put_tree(tmp_path / "d").digest
+    for name in ("x.tar.bz2", "x.TXZ"):
+        code, _, err = _cas(capsys, "--store", store.url, "get", tree, "-o", str(tmp_path / name))
+        assert code == 1 and "bzip2 and xz archives are read, not written" in err
+        assert not (tmp_path / name).exists()

@@ -82,12 +82,17 @@ class _Parser(argparse.ArgumentParser):
         import difflib
         import re
 
-        typed = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        typed = re.search(
+            r"argument ([^:]*): invalid choice: '([^']*)' \(choose from (.*)\)", message
+        )
         if typed:
-            choices = re.findall(r"'([^']*)'", typed.group(2))
-            near = difflib.get_close_matches(typed.group(1), choices, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            message = f"unknown command '{typed.group(1)}'{hint}"
+            argument, value = typed.group(1), typed.group(2)
+            choices = re.findall(r"'([^']*)'", typed.group(3))
+            near = difflib.get_close_matches(value, choices, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f" (one of {', '.join(choices)})"
+            # A subcommand's metavar is COMMAND; an option's value is not a command.
+            what = "command" if argument == "COMMAND" else f"{argument.split('/')[-1]} value"
+            message = f"unknown {what} '{value}'{hint}"
         self.exit(EXIT_USAGE, f"cas: {message} (see '{self.prog} --help')\n")
 
 

@@ -50,6 +50,12 @@ def format_for(dest: str | os.PathLike[str], given: str | None) -> str:
     ):
         if name.endswith(suffix):
             return fmt
+    if name.endswith((".tar.bz2", ".tbz2", ".tar.xz", ".txz")):
+        # Read by put --tree, never written: a folder of that name would surprise.
+        raise ArchiveError(
+            f"{dest}: bzip2 and xz archives are read, not written: "
+            f"name it .tar, .tar.gz, .tar.zst or .zip"
+        )
     return "dir"
 
 
