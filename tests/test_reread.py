@@ -180,6 +180,19 @@ def test_records_are_returned_for_their_references(local_store: Store) -> None:
 # -- read_many: small objects whole, for a folder's checkout -----------------------
 
 
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """Blocks decoded from now on, by their stored size."""
+    decoded = Counter[int]()
+    decode_block = packs.decode_block
+
+    def counted(frame: bytes, pack: str) -> bytes:
+        decoded[len(frame)] += 1
+        return decode_block(frame, pack)
+
+    monkeypatch.setattr(packs, "decode_block", counted)
+    return decoded
+
+
 def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,14 +203,7 @@ def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
     digests = local_store.put_many(contents)
     alone = local_store.put_bytes(rng.randbytes(MAX_PACKED_SIZE + 1)).digest  # loose
     wanted = [alone, *reversed(digests), digests[0]]  # out of order, one twice
-    decoded = Counter[int]()
-    decode_block = packs.decode_block
-
-    def counted(frame: bytes, pack: str) -> bytes:
-        decoded[len(frame)] += 1
-        return decode_block(frame, pack)
-
-    monkeypatch.setattr(packs, "decode_block", counted)
+    decoded = _count_decodes(monkeypatch)
     with local_store.read_many(wanted) as reading:
         found = list(reading)
     by_digest = dict(zip(digests, contents, strict=True))
@@ -277,14 +283,7 @@ def test_read_each_uses_each_object_once_verified_on_the_reading_threads(
     contents = [rng.randbytes(300) for _ in range(60)]
     digests = local_store.put_many(contents)
     alone = local_store.put_bytes(rng.randbytes(MAX_PACKED_SIZE + 1)).digest  # loose
-    decoded = Counter[int]()
-    decode_block = packs.decode_block
-
-    def counted(frame: bytes, pack: str) -> bytes:
-        decoded[len(frame)] += 1
-        return decode_block(frame, pack)
-
-    monkeypatch.setattr(packs, "decode_block", counted)
+    decoded = _count_decodes(monkeypatch)
     used: list[tuple[str, bytes]] = []
     threads: set[int] = set()
     lock = threading.Lock()
@@ -305,6 +304,16 @@ def test_read_each_uses_each_object_once_verified_on_the_reading_threads(
     assert sum(decoded.values()) == len(blocks)  # each block decoded once
 
 
+def _blocks_of_1000(
+    store: Store, monkeypatch: pytest.MonkeyPatch, seed: int, count: int
+) -> list[str]:
+    """``count`` objects of 1000 random bytes stored a block (and a span) each."""
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)
+    rng = random.Random(seed)
+    return store.put_many([rng.randbytes(1000) for _ in range(count)])
+
+
 def _wait_for_all(futures: Any, return_when: str) -> Any:
     """A caller slow to notice a failure: it waits for every task to end."""
     return concurrent.futures.wait(futures)
@@ -313,10 +322,7 @@ def _wait_for_all(futures: Any, return_when: str) -> Any:
 def test_read_each_stops_at_a_damaged_object_and_raises_it(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a span a block
-    rng = random.Random(11)
-    digests = local_store.put_many([rng.randbytes(1000) for _ in range(200)])
+    digests = _blocks_of_1000(local_store, monkeypatch, 11, 200)
     _damage_block(local_store, digests[5])
     used: list[str] = []
     before = threading.active_count()
@@ -336,10 +342,7 @@ def test_read_each_stops_at_a_damaged_object_and_raises_it(
 def test_read_each_raises_what_its_use_raised_and_stops(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(reread, "READ_SPAN", 1000)
-    rng = random.Random(12)
-    digests = local_store.put_many([rng.randbytes(1000) for _ in range(200)])
+    digests = _blocks_of_1000(local_store, monkeypatch, 12, 200)
     used: list[str] = []
 
     def use(digest: str, _: bytes) -> None:
