@@ -213,7 +213,8 @@ def read_each(
     may be written in any order. Writing every file on one thread while others read
     made them trade the interpreter lock at every system call (three a file), and
     left a file system's own work (most of a checkout's time on ext4) on one core:
-    written so, a 15,561-file tree took 1.3-1.5 s, not 1.8-2.0 s, on a new ext4.
+    written so, a 15,561-file tree's checkout to a new ext4 took 0.79-0.93 s where
+    it took 0.90-1.09 s (four of six alternating pairs; benchmarks/README.md).
 
     The first error (a damaged object, or one ``use`` raised) stops the others and is
     raised here, as is an interrupt, once the threads have stopped."""

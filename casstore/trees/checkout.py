@@ -54,7 +54,7 @@ def format_for(dest: str | os.PathLike[str], given: str | None) -> str:
         # Read by put --tree, never written: a folder of that name would surprise.
         raise ArchiveError(
             f"{dest}: bzip2 and xz archives are read, not written: "
-            f"name it .tar, .tar.gz, .tar.zst or .zip"
+            "name it .tar, .tar.gz, .tar.zst or .zip"
         )
     return "dir"
 
