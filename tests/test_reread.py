@@ -193,6 +193,16 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
     return decoded
 
 
+def _blocks_of_1000(
+    store: Store, monkeypatch: pytest.MonkeyPatch, seed: int, count: int
+) -> list[str]:
+    """``count`` objects of 1000 random bytes stored a block (and a span) each."""
+    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(reread, "READ_SPAN", 1000)
+    rng = random.Random(seed)
+    return store.put_many([rng.randbytes(1000) for _ in range(count)])
+
+
 def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,10 +238,7 @@ def test_read_many_gives_each_object_once_verified_packed_ones_as_they_lie(
 def test_read_many_raises_at_a_damaged_object_after_those_before_it(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(reread, "READ_SPAN", 1000)  # a span a block
-    rng = random.Random(8)
-    digests = local_store.put_many([rng.randbytes(1000) for _ in range(6)])  # a block each
+    digests = _blocks_of_1000(local_store, monkeypatch, 8, 6)
     _damage_block(local_store, digests[3])
     got: list[str] = []
     with (
@@ -246,10 +253,7 @@ def test_read_many_raises_at_a_damaged_object_after_those_before_it(
 def test_read_many_stopped_early_leaves_nothing_reading(
     local_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(reread, "READ_SPAN", 1000)
-    rng = random.Random(9)
-    digests = local_store.put_many([rng.randbytes(1000) for _ in range(60)])
+    digests = _blocks_of_1000(local_store, monkeypatch, 9, 60)
     reads = _counting(local_store, monkeypatch, "read_range")
     before = threading.active_count()
     with local_store.read_many(digests) as reading:
@@ -302,16 +306,6 @@ def test_read_each_uses_each_object_once_verified_on_the_reading_threads(
     assert threading.get_ident() not in threads  # used where it was read
     blocks = {local_store.packs.get(d).block_offset for d in digests}  # type: ignore[union-attr]
     assert sum(decoded.values()) == len(blocks)  # each block decoded once
-
-
-def _blocks_of_1000(
-    store: Store, monkeypatch: pytest.MonkeyPatch, seed: int, count: int
-) -> list[str]:
-    """``count`` objects of 1000 random bytes stored a block (and a span) each."""
-    monkeypatch.setattr(packs, "BLOCK_SIZE", 1000)
-    monkeypatch.setattr(reread, "READ_SPAN", 1000)
-    rng = random.Random(seed)
-    return store.put_many([rng.randbytes(1000) for _ in range(count)])
 
 
 def _wait_for_all(futures: Any, return_when: str) -> Any:
